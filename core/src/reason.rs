@@ -1,0 +1,160 @@
+//! Why a connection ended or a connection attempt failed.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection ended (or never started).
+///
+/// Every transport classifies the end of a connection into one of these, so
+/// that applications see the same reasons whatever carries their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DisconnectReason {
+    /// The peer closed the connection in an orderly way (TCP FIN, TLS
+    /// close_notify, QUIC application close).
+    PeerClosed = 1,
+    /// The connection was reset abruptly (TCP RST, QUIC stateless reset, an
+    /// "unknown session" reply from a restarted UDP server).
+    Reset = 2,
+    /// The peer stopped proving it is alive: heartbeat replies missed, the
+    /// idle timeout passed, or the kernel gave up (keepalive /
+    /// TCP_USER_TIMEOUT).
+    Timeout = 3,
+    /// A connection attempt was refused by the peer.
+    ConnectRefused = 4,
+    /// A connection attempt did not finish within the connect timeout.
+    ConnectTimeout = 5,
+    /// The peer's network or host could not be reached.
+    Unreachable = 6,
+    /// The peer sent something that breaks the protocol (bad frame, frame too
+    /// long, failed handshake).
+    ProtocolError = 7,
+    /// This side closed the connection on purpose.
+    ClosedLocally = 8,
+    /// Any other I/O failure.
+    Io = 9,
+    /// The server replaced this connection with a newer one that presented
+    /// the same client id.
+    TakenOver = 10,
+}
+
+impl DisconnectReason {
+    /// A short, stable, lowercase name (`"peer_closed"`, `"reset"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PeerClosed => "peer_closed",
+            Self::Reset => "reset",
+            Self::Timeout => "timeout",
+            Self::ConnectRefused => "connect_refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Unreachable => "unreachable",
+            Self::ProtocolError => "protocol_error",
+            Self::ClosedLocally => "closed_locally",
+            Self::Io => "io",
+            Self::TakenOver => "taken_over",
+        }
+    }
+
+    /// True for reasons that arise while dialing rather than on an
+    /// established connection.
+    pub fn is_connect_failure(self) -> bool {
+        matches!(
+            self,
+            Self::ConnectRefused | Self::ConnectTimeout | Self::Unreachable
+        )
+    }
+
+    /// Classifies an I/O error from an established connection.
+    pub fn from_io(err: &io::Error) -> Self {
+        use io::ErrorKind as K;
+        match err.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Self::Reset,
+            K::TimedOut => Self::Timeout,
+            K::UnexpectedEof => Self::PeerClosed,
+            K::InvalidData => Self::ProtocolError,
+            K::ConnectionRefused => Self::ConnectRefused,
+            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown => Self::Unreachable,
+            _ => match err.raw_os_error() {
+                // EHOSTUNREACH / ENETUNREACH arrive as ICMP errors on a live socket.
+                Some(113) | Some(101) => Self::Unreachable,
+                _ => Self::Io,
+            },
+        }
+    }
+
+    /// Classifies an I/O error from a connection attempt.
+    pub fn from_connect_io(err: &io::Error) -> Self {
+        match Self::from_io(err) {
+            Self::Timeout => Self::ConnectTimeout,
+            Self::Reset => Self::ConnectRefused,
+            other => other,
+        }
+    }
+
+    /// The closest `io::ErrorKind`, for code that speaks `io::Error`.
+    pub fn io_kind(self) -> io::ErrorKind {
+        use io::ErrorKind as K;
+        match self {
+            Self::PeerClosed => K::UnexpectedEof,
+            Self::Reset => K::ConnectionReset,
+            Self::Timeout | Self::ConnectTimeout => K::TimedOut,
+            Self::ConnectRefused => K::ConnectionRefused,
+            Self::Unreachable => K::HostUnreachable,
+            Self::ProtocolError => K::InvalidData,
+            Self::ClosedLocally | Self::TakenOver => K::ConnectionAborted,
+            Self::Io => K::Other,
+        }
+    }
+
+    /// Converts the numeric value used across the C API back to a reason.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::PeerClosed,
+            2 => Self::Reset,
+            3 => Self::Timeout,
+            4 => Self::ConnectRefused,
+            5 => Self::ConnectTimeout,
+            6 => Self::Unreachable,
+            7 => Self::ProtocolError,
+            8 => Self::ClosedLocally,
+            9 => Self::Io,
+            10 => Self::TakenOver,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for v in 1..=10 {
+            let r = DisconnectReason::from_u32(v).unwrap();
+            assert_eq!(r as u32, v);
+        }
+        assert_eq!(DisconnectReason::from_u32(0), None);
+        assert_eq!(DisconnectReason::from_u32(11), None);
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        let rst = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(DisconnectReason::from_io(&rst), DisconnectReason::Reset);
+        assert_eq!(
+            DisconnectReason::from_connect_io(&io::Error::from(io::ErrorKind::TimedOut)),
+            DisconnectReason::ConnectTimeout
+        );
+        assert_eq!(
+            DisconnectReason::from_connect_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),
+            DisconnectReason::ConnectRefused
+        );
+    }
+}

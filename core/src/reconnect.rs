@@ -1,0 +1,56 @@
+//! The `Reconnect` trait: how a transport dials a fresh connection.
+//!
+//! This is the one piece of the core that is async: it is implemented by
+//! transports and called by drivers, never by the sans-IO state machines.
+
+use crate::DisconnectReason;
+use async_trait::async_trait;
+use std::fmt;
+
+/// A failed connection attempt: a classified reason plus detail for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// Refused, timed out, unreachable, protocol error (failed handshake), ...
+    pub reason: DisconnectReason,
+    /// What went wrong, e.g. the OS error text.
+    pub detail: String,
+}
+
+impl ConnectError {
+    /// An error with `reason` and `detail`.
+    pub fn new(reason: DisconnectReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// Classifies an I/O error from a connect call.
+    pub fn from_io(err: &std::io::Error) -> Self {
+        Self::new(DisconnectReason::from_connect_io(err), err.to_string())
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Dials new connections of type `Conn` to one configured peer.
+///
+/// Implementations must be cancel-safe: the driver drops the future when
+/// the attempt times out or the client closes.
+#[async_trait]
+pub trait Reconnect: Send + Sync + 'static {
+    /// The established connection.
+    type Conn: Send + 'static;
+
+    /// Makes one connection attempt (including any handshake).
+    async fn connect(&self) -> Result<Self::Conn, ConnectError>;
+
+    /// A human-readable name of the peer, e.g. `tcp://127.0.0.1:7000`.
+    fn peer(&self) -> String;
+}
