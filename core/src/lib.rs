@@ -45,6 +45,7 @@ pub mod codec;
 pub mod error;
 pub mod liveness;
 pub mod reason;
+pub mod registry;
 pub mod reconnect;
 pub mod supervisor;
 

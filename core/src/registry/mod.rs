@@ -1,0 +1,296 @@
+//! The server-side connection registry: liveness for millions of
+//! connections in one sans-IO object, for servers that own their event loop
+//! (epoll, io_uring, a tokio task).
+//!
+//! Each connection gets a generation-checked [`ConnId`] and a liveness
+//! [`Watch`] judged by the same [`Policy`] as the single-connection
+//! [`Monitor`](crate::liveness::Monitor). Deadlines live in a hierarchical
+//! timing wheel, so the classic "sweep every client once a second" becomes:
+//!
+//! * [`Registry::touch`] on received traffic: O(1), it only records the
+//!   time (the armed timer is left alone and re-evaluated when it fires);
+//! * [`Registry::poll_timeout`] for the next deadline (the `epoll_wait`
+//!   timeout or a `timerfd`);
+//! * [`Registry::handle_timeout`] when it passes, then
+//!   [`Registry::poll_event`] until `None`: [`RegistryEvent::PingDue`] (send
+//!   a ping) or [`RegistryEvent::Expired`] (close; the id is already gone).
+//!
+//! Work is proportional to the timers that come due, never to the number of
+//! connections or to the time elapsed: a laptop resuming after a day of
+//! sleep needs one `handle_timeout`.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tether_core::liveness::{HeartbeatConfig, Policy};
+//! use tether_core::registry::{Registry, RegistryEvent};
+//!
+//! let start = Instant::now();
+//! let policy = Policy::Heartbeat(HeartbeatConfig::new(
+//!     Duration::from_secs(10), // ping after 10 s of silence
+//!     Duration::from_secs(5),  // wait 5 s for any reply
+//!     2,                       // two missed replies: dead
+//! ));
+//! let mut reg = Registry::new(policy, start).unwrap();
+//!
+//! // Two clients connect; the tag is whatever the server needs back
+//! // (here a file descriptor).
+//! let chatty = reg.insert(start, 7).unwrap();
+//! let silent = reg.insert(start, 8).unwrap();
+//!
+//! // The server loop, with a simulated clock: wait until the next deadline
+//! // (epoll_wait would get `deadline - now` as its timeout), feed traffic,
+//! // handle timeouts, drain events.
+//! let mut now = start;
+//! let mut pings = Vec::new();
+//! while reg.contains(silent) {
+//!     let next = reg.poll_timeout().expect("connections are registered");
+//!     // The chatty client sends something every second.
+//!     while now + Duration::from_secs(1) <= next {
+//!         now += Duration::from_secs(1);
+//!         reg.touch(chatty, now).unwrap();
+//!     }
+//!     now = next.max(now);
+//!     reg.handle_timeout(now);
+//!     while let Some(event) = reg.poll_event() {
+//!         match event {
+//!             RegistryEvent::PingDue { tag, .. } => pings.push(tag), // send a ping on fd `tag`
+//!             RegistryEvent::Expired { id, tag, silent_for } => {
+//!                 // close fd `tag`; `id` is already stale
+//!                 assert_eq!((id, tag), (silent, 8));
+//!                 assert_eq!(silent_for, reg.detection_bound());
+//!             }
+//!         }
+//!     }
+//! }
+//! assert_eq!(now - start, Duration::from_secs(20)); // 10 s + 2 x 5 s
+//! assert_eq!(pings, [8, 8]);
+//! assert!(reg.contains(chatty));
+//! assert_eq!(reg.remove(silent), Err(tether_core::HandleError::Stale));
+//! ```
+
+mod event;
+mod full;
+mod id;
+mod slab;
+mod wheel;
+
+#[cfg(test)]
+mod tests;
+
+pub use event::RegistryEvent;
+pub use full::RegistryFull;
+pub use id::ConnId;
+
+use crate::liveness::{Policy, Ticks, Verdict, Watch};
+use crate::{ConfigError, HandleError};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+use wheel::Wheel;
+
+/// Liveness tracking for many connections with one timer structure.
+///
+/// Calling contract (see the [module docs](self) for a full loop):
+/// [`insert`](Self::insert) on accept, [`touch`](Self::touch) on any
+/// received traffic, [`remove`](Self::remove) on close; sleep until
+/// [`poll_timeout`](Self::poll_timeout), call
+/// [`handle_timeout`](Self::handle_timeout), then drain
+/// [`poll_event`](Self::poll_event). Extra `handle_timeout` calls are
+/// harmless, and time passed to any method may go backwards (it is then
+/// treated as the latest time seen for timers).
+///
+/// Time is kept in whole milliseconds since the `now` given to
+/// [`Registry::new`].
+pub struct Registry {
+    policy: Policy,
+    ticks: Ticks,
+    slab: Slab,
+    wheel: Wheel,
+    events: VecDeque<RegistryEvent>,
+}
+
+impl Registry {
+    /// An empty registry judging connections by `policy`, with `now` as its
+    /// time origin. Fails if the policy is invalid.
+    pub fn new(policy: Policy, now: Instant) -> Result<Self, ConfigError> {
+        Self::with_capacity(policy, now, 0)
+    }
+
+    /// Like [`Registry::new`], with room for `capacity` connections before
+    /// the entry array reallocates.
+    pub fn with_capacity(policy: Policy, now: Instant, capacity: usize) -> Result<Self, ConfigError> {
+        policy.validate()?;
+        Ok(Self {
+            policy,
+            ticks: Ticks::new(now),
+            slab: Slab::with_capacity(capacity),
+            wheel: Wheel::new(0),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Limits the number of registered connections; [`Registry::insert`]
+    /// fails beyond it. Values above `u32::MAX` (the default) are clamped.
+    /// Existing connections are kept even when there are more.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.slab.set_max_len(max_len);
+    }
+
+    /// The most connections [`Registry::insert`] accepts.
+    pub fn max_len(&self) -> usize {
+        self.slab.max_len()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Registers a connection established (or last heard from) at `now`,
+    /// carrying `tag` (returned in its events and by [`Registry::remove`]).
+    pub fn insert(&mut self, now: Instant, tag: u64) -> Result<ConnId, RegistryFull> {
+        let watch = Watch::new(self.ticks.from_instant(now));
+        let id = self.slab.alloc(watch, tag).ok_or(RegistryFull {
+            max_len: self.slab.max_len(),
+        })?;
+        let at = self.policy.deadline(&watch);
+        self.wheel.insert(&mut self.slab, id.index(), at);
+        Ok(id)
+    }
+
+    /// Records traffic received from `id` at `now` (any bytes count, pongs
+    /// included). O(1) and cheap: it stores the time and, except when it
+    /// answers an outstanding ping, leaves the timer where it is.
+    #[inline]
+    pub fn touch(&mut self, id: ConnId, now: Instant) -> Result<(), HandleError> {
+        let i = self.slab.lookup(id)?;
+        let tick = self.ticks.from_instant(now);
+        let e = self.slab.entry_mut(i);
+        e.watch.touch(tick);
+        // Without an outstanding ping, traffic only moves the rule's deadline
+        // later, so the armed timer fires early and re-arms lazily. Answering
+        // a ping re-bases the deadline on `interval`, which may be shorter
+        // than the ping's `timeout`: then move the timer forward.
+        if e.watch.pinged_at().is_some() {
+            let at = self.policy.deadline(&e.watch);
+            if at < e.deadline {
+                self.wheel.reschedule(&mut self.slab, i, at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregisters `id` and returns its tag. A second remove, or a remove
+    /// after [`RegistryEvent::Expired`], is `Err(Stale)` and touches nothing.
+    pub fn remove(&mut self, id: ConnId) -> Result<u64, HandleError> {
+        let i = self.slab.lookup(id)?;
+        self.wheel.remove(&mut self.slab, i);
+        Ok(self.slab.free(i))
+    }
+
+    /// The tag attached to `id` at insert.
+    pub fn tag(&self, id: ConnId) -> Result<u64, HandleError> {
+        let i = self.slab.lookup(id)?;
+        Ok(self.slab.entry(i).tag)
+    }
+
+    /// Whether `id` is registered (neither removed nor expired).
+    pub fn contains(&self, id: ConnId) -> bool {
+        self.slab.lookup(id).is_ok()
+    }
+
+    /// Number of registered connections.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether no connection is registered.
+    pub fn is_empty(&self) -> bool {
+        self.slab.len() == 0
+    }
+
+    /// Runs the policy for every connection whose timer is due at `now` and
+    /// queues the resulting events. Work is proportional to the timers that
+    /// come due (amortised O(1) each), not to elapsed time; calls before the
+    /// next deadline do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let tick = self.ticks.from_instant(now);
+        while let Some(i) = self.wheel.next_due(&mut self.slab, tick) {
+            let e = self.slab.entry_mut(i);
+            let event = match self.policy.on_deadline(&mut e.watch, tick) {
+                Verdict::Wait => None,
+                Verdict::SendPing => Some(RegistryEvent::PingDue {
+                    id: ConnId::new(i, e.generation),
+                    tag: e.tag,
+                }),
+                Verdict::Dead => {
+                    let last_rx = self.ticks.to_instant(e.watch.last_rx);
+                    let id = self.slab.id(i);
+                    let tag = self.slab.free(i);
+                    self.events.push_back(RegistryEvent::Expired {
+                        id,
+                        tag,
+                        silent_for: now.saturating_duration_since(last_rx),
+                    });
+                    continue;
+                }
+            };
+            self.events.extend(event);
+            let at = self.policy.deadline(&self.slab.entry(i).watch);
+            self.wheel.insert(&mut self.slab, i, at);
+        }
+    }
+
+    /// The next event, if any. A [`RegistryEvent::PingDue`] for a connection
+    /// removed (or expired) since it was queued is dropped, so a reused file
+    /// descriptor never receives another connection's ping.
+    pub fn poll_event(&mut self) -> Option<RegistryEvent> {
+        while let Some(event) = self.events.pop_front() {
+            match event {
+                RegistryEvent::PingDue { id, .. } if !self.contains(id) => {}
+                _ => return Some(event),
+            }
+        }
+        None
+    }
+
+    /// When [`Registry::handle_timeout`] must next be called: the earliest
+    /// armed timer, to the millisecond. It can be earlier than anything
+    /// actually happening (a touched connection's timer re-arms quietly, a
+    /// removed one may leave an early wakeup), never later. While events are
+    /// queued it returns a time at or before the last `now` seen. `None`
+    /// when there is nothing to wait for.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.events.is_empty() {
+            return Some(self.ticks.to_instant(self.wheel.elapsed()));
+        }
+        self.wheel.next_deadline().map(|t| self.ticks.to_instant(t))
+    }
+
+    /// The worst case from a connection's last received traffic to its
+    /// [`RegistryEvent::Expired`], when `handle_timeout` is called at every
+    /// [`Registry::poll_timeout`].
+    pub fn detection_bound(&self) -> Duration {
+        self.policy.detection_bound()
+    }
+
+    /// Approximate heap bytes in use: the entry array (56 bytes per slot,
+    /// capacity included), the event queue and the wheel's fixed ~8.5 KiB.
+    pub fn memory_bytes(&self) -> usize {
+        self.slab.heap_bytes()
+            + self.events.capacity() * std::mem::size_of::<RegistryEvent>()
+            + self.wheel.heap_bytes()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("policy", &self.policy)
+            .field("len", &self.len())
+            .field("queued_events", &self.events.len())
+            .field("next_timeout", &self.poll_timeout())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,406 @@
+//! The supervised client: one task that dials, watches liveness, reconnects
+//! with backoff and reports every lifecycle step exactly once.
+
+use super::clock::{earliest, now, sleep_until};
+use crate::link::Link;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
+use tether_core::codec::Frame;
+use tether_core::liveness::{HeartbeatConfig, Liveness, LivenessAction, Monitor};
+use tether_core::supervisor::{Action, Lifecycle, Supervisor};
+use tether_core::{ConfigError, ConnectError, DisconnectReason, Reconnect};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Settings of a supervised client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// Application heartbeat on every connection.
+    pub heartbeat: HeartbeatConfig,
+    /// Waiting between connection attempts.
+    pub backoff: BackoffConfig,
+    /// Messages kept while disconnected; when full, `send` waits and
+    /// `try_send` fails. Must be at least 1.
+    pub max_pending: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: HeartbeatConfig::default(),
+            backoff: BackoffConfig::default(),
+            max_pending: 1024,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.heartbeat.validate()?;
+        self.backoff.validate()?;
+        if self.max_pending == 0 {
+            return Err(ConfigError::new("client.max_pending", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What a supervised client reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A lifecycle step (exactly once each, in order).
+    Lifecycle(Lifecycle),
+    /// An application message from the peer.
+    Message(Bytes),
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// The client is closed (or gave up).
+    #[error("the client is closed")]
+    Closed,
+    /// The pending buffer is full (only from `try_send`).
+    #[error("the send buffer is full")]
+    Full,
+}
+
+enum Control {
+    Close,
+}
+
+/// The sending side of a client; cheap to clone and usable from any task.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    data: mpsc::Sender<Bytes>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl ClientHandle {
+    /// Queues `msg`, waiting while the buffer is full.
+    pub async fn send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.data.send(msg).await.map_err(|_| SendError::Closed)
+    }
+
+    /// Queues `msg` without waiting.
+    pub fn try_send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.data.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Queues `msg` from a thread outside the runtime, waiting while full.
+    pub fn blocking_send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.data.blocking_send(msg).map_err(|_| SendError::Closed)
+    }
+
+    /// Closes the client: the connection is closed in an orderly way and the
+    /// event stream ends with `Closed`. Idempotent.
+    pub fn close(&self) {
+        let _ = self.control.send(Control::Close);
+    }
+
+    /// True once the client's task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.control.is_closed()
+    }
+}
+
+/// A supervised client connection.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use tether_transports::driver::{Client, ClientConfig, ClientEvent};
+/// use tether_transports::tcp::{TcpConnector, TcpOptions};
+///
+/// let connector = TcpConnector::new("127.0.0.1", 7000, TcpOptions::default());
+/// let mut client = Client::spawn(connector, ClientConfig::default())?;
+/// client.handle().send("hello".into()).await?;
+/// while let Some(event) = client.next_event().await {
+///     match event {
+///         ClientEvent::Lifecycle(step) => println!("{step:?}"),
+///         ClientEvent::Message(msg) => println!("got {} bytes", msg.len()),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    handle: ClientHandle,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+}
+
+impl Client {
+    /// Starts supervising connections made by `connector`. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn<R>(connector: R, config: ClientConfig) -> Result<Self, ConfigError>
+    where
+        R: Reconnect,
+        R::Conn: Link,
+    {
+        config.validate()?;
+        let backoff = ExponentialBackoff::new(config.backoff.clone())?;
+        let monitor = Monitor::heartbeat(config.heartbeat, now())?;
+        let (data_tx, data_rx) = mpsc::channel(config.max_pending);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        // A write that cannot complete within the detection bound means the
+        // peer stopped reading: the same verdict the heartbeat would reach.
+        let write_timeout = config.heartbeat.detection_bound();
+        let driver = Driver {
+            connector: Arc::new(connector),
+            supervisor: Supervisor::new(backoff),
+            monitor,
+            link: None,
+            dial: None,
+            pending: VecDeque::new(),
+            max_pending: config.max_pending,
+            data_rx,
+            data_open: true,
+            control_rx,
+            events: events_tx,
+            write_timeout,
+        };
+        tokio::spawn(driver.run());
+        Ok(Self {
+            handle: ClientHandle {
+                data: data_tx,
+                control: control_tx,
+            },
+            events: events_rx,
+        })
+    }
+
+    /// A handle for sending and closing from other tasks.
+    pub fn handle(&self) -> ClientHandle {
+        self.handle.clone()
+    }
+
+    /// The next event; `None` after the terminal event has been returned.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_next_event(&mut self) -> Option<ClientEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Closes the client (see [`ClientHandle::close`]).
+    pub fn close(&self) {
+        self.handle.close();
+    }
+}
+
+type DialFuture<C> = BoxFuture<'static, Result<C, ConnectError>>;
+
+struct Driver<R: Reconnect> {
+    connector: Arc<R>,
+    supervisor: Supervisor<ExponentialBackoff>,
+    monitor: Monitor,
+    link: Option<(u64, R::Conn)>,
+    dial: Option<(u64, DialFuture<R::Conn>)>,
+    pending: VecDeque<Bytes>,
+    max_pending: usize,
+    data_rx: mpsc::Receiver<Bytes>,
+    data_open: bool,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    write_timeout: Duration,
+}
+
+impl<R> Driver<R>
+where
+    R: Reconnect,
+    R::Conn: Link,
+{
+    async fn run(mut self) {
+        self.supervisor.start(now());
+        loop {
+            self.drain_supervisor().await;
+            if self.supervisor.is_terminal() {
+                return;
+            }
+            let liveness = self.link.as_ref().and(self.monitor.poll_timeout());
+            let deadline = earliest(self.supervisor.poll_timeout(), liveness);
+            let take_data =
+                self.data_open && (self.link.is_some() || self.pending.len() < self.max_pending);
+            tokio::select! {
+                biased;
+                control = self.control_rx.recv() => match control {
+                    Some(Control::Close) | None => self.supervisor.handle_close(now()),
+                },
+                result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
+                frame = recv(&mut self.link), if self.link.is_some() => self.on_frame(frame).await,
+                data = self.data_rx.recv(), if take_data => match data {
+                    Some(msg) => self.on_data(msg).await,
+                    None => self.data_open = false,
+                },
+                () = sleep_until(deadline) => self.on_timer().await,
+            }
+        }
+    }
+
+    async fn drain_supervisor(&mut self) {
+        while let Some(action) = self.supervisor.poll_action() {
+            match action {
+                Action::Dial { generation, timeout } => {
+                    let connector = self.connector.clone();
+                    let fut = async move {
+                        match tokio::time::timeout(timeout, connector.connect()).await {
+                            Ok(result) => result,
+                            Err(_) => Err(ConnectError::new(
+                                DisconnectReason::ConnectTimeout,
+                                format!("no connection within {timeout:?}"),
+                            )),
+                        }
+                    };
+                    self.dial = Some((generation, Box::pin(fut)));
+                }
+                Action::AbortDial { generation } => {
+                    if self.dial.as_ref().is_some_and(|(g, _)| *g == generation) {
+                        self.dial = None;
+                    }
+                }
+                Action::CloseLink { generation } => {
+                    if let Some((g, mut link)) = self.link.take() {
+                        if g == generation {
+                            link.close().await;
+                        } else {
+                            self.link = Some((g, link));
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(step) = self.supervisor.poll_event() {
+            let _ = self.events.send(ClientEvent::Lifecycle(step));
+        }
+    }
+
+    async fn on_dialed(&mut self, result: (u64, Result<R::Conn, ConnectError>)) {
+        let (generation, result) = result;
+        self.dial = None;
+        let at = now();
+        match result {
+            Ok(mut link) => {
+                if self.supervisor.handle_connected(generation, at) {
+                    self.monitor.reset(at);
+                    self.link = Some((generation, link));
+                    self.flush_pending().await;
+                } else {
+                    link.close().await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection attempt failed");
+                self.supervisor
+                    .handle_connect_failed(generation, e.reason, at);
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Result<Frame, DisconnectReason>) {
+        let at = now();
+        match frame {
+            Ok(Frame::Data(msg)) => {
+                self.monitor.handle_received(at);
+                let _ = self.events.send(ClientEvent::Message(msg));
+            }
+            Ok(Frame::Ping(payload)) => {
+                self.monitor.handle_received(at);
+                self.write(Frame::Pong(payload)).await;
+            }
+            Ok(Frame::Pong(payload)) => {
+                self.monitor.handle_pong(at, payload);
+            }
+            Err(reason) => self.lose_link(reason),
+        }
+    }
+
+    async fn on_data(&mut self, msg: Bytes) {
+        if self.link.is_some() && self.pending.is_empty() {
+            if !self.write(Frame::Data(msg.clone())).await {
+                // Not (fully) written: keep it for the next connection.
+                self.pending.push_front(msg);
+            }
+        } else {
+            self.pending.push_back(msg);
+        }
+    }
+
+    async fn flush_pending(&mut self) {
+        while let Some(msg) = self.pending.pop_front() {
+            if !self.write(Frame::Data(msg.clone())).await {
+                self.pending.push_front(msg);
+                return;
+            }
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let at = now();
+        self.supervisor.handle_timeout(at);
+        if self.link.is_none() {
+            return;
+        }
+        self.monitor.handle_timeout(at);
+        while let Some(action) = self.monitor.poll_action() {
+            match action {
+                LivenessAction::SendPing { payload } => {
+                    self.write(Frame::Ping(payload)).await;
+                }
+                LivenessAction::Dead { reason, silent_for } => {
+                    tracing::debug!(?silent_for, "peer silent past the heartbeat bound");
+                    self.lose_link(reason);
+                }
+            }
+        }
+    }
+
+    /// Writes one frame on the live link; on failure the link is lost.
+    async fn write(&mut self, frame: Frame) -> bool {
+        let Some((_, link)) = self.link.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout(self.write_timeout, link.send(frame)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(reason)) => {
+                self.lose_link(reason);
+                false
+            }
+            Err(_) => {
+                self.lose_link(DisconnectReason::Timeout);
+                false
+            }
+        }
+    }
+
+    fn lose_link(&mut self, reason: DisconnectReason) {
+        if let Some((generation, link)) = self.link.take() {
+            drop(link);
+            self.supervisor
+                .handle_disconnected(generation, reason, now());
+        }
+    }
+}
+
+async fn dial<C>(dial: &mut Option<(u64, DialFuture<C>)>) -> (u64, Result<C, ConnectError>) {
+    match dial {
+        Some((generation, fut)) => (*generation, fut.await),
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv<L: Link>(link: &mut Option<(u64, L)>) -> Result<Frame, DisconnectReason> {
+    match link {
+        Some((_, link)) => link.recv().await,
+        None => std::future::pending().await,
+    }
+}

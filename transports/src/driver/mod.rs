@@ -1,0 +1,12 @@
+//! The tokio driver: runs the sans-IO core over any [`crate::Link`].
+//!
+//! One supervised client loop and one server hub serve every transport;
+//! transports only supply a [`tether_core::Reconnect`] (client side) or an
+//! [`Acceptor`] (server side).
+
+mod client;
+mod clock;
+mod server;
+
+pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
+pub use server::{Acceptor, Server, ServerConfig, ServerEvent, ServerSendError};

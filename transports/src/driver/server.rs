@@ -1,0 +1,457 @@
+//! The supervised server: accepts links, watches every connection's
+//! liveness in one registry, and reports each connection's end exactly once.
+
+use super::clock::{now, sleep_until};
+use crate::link::{BoxLink, Link};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tether_core::codec::Frame;
+use tether_core::liveness::{HeartbeatConfig, Policy};
+use tether_core::registry::{ConnId, Registry, RegistryEvent};
+use tether_core::{ConfigError, DisconnectReason, HandleError};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where a server gets its connections from.
+#[async_trait]
+pub trait Acceptor: Send + 'static {
+    /// Waits for the next connection, handshake included.
+    async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)>;
+    /// The bound address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Settings of a supervised server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerConfig {
+    /// Liveness rule for every connection: the server pings silent clients
+    /// (`Heartbeat`, default) or only drops them (`IdleTimeout`).
+    pub policy: Policy,
+    /// Frames queued per connection before `try_send` reports `Full`.
+    pub send_queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::Heartbeat(HeartbeatConfig::default()),
+            send_queue: 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.policy.validate()?;
+        if self.send_queue == 0 {
+            return Err(ConfigError::new("server.send_queue", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What a supervised server reports. Per connection: one `Accepted`, any
+/// number of `Message`s, then exactly one `Closed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A new connection.
+    Accepted {
+        /// Its id, valid until `Closed`.
+        id: ConnId,
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// An application message.
+    Message {
+        /// The sending connection.
+        id: ConnId,
+        /// The payload.
+        data: Bytes,
+    },
+    /// The connection ended.
+    Closed {
+        /// The connection that ended; its id is stale from now on.
+        id: ConnId,
+        /// Why it ended.
+        reason: DisconnectReason,
+    },
+}
+
+/// Why a message could not be queued for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ServerSendError {
+    /// The id is closed, closing, or was never valid.
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    /// The connection's send queue is full.
+    #[error("the connection's send queue is full")]
+    Full,
+}
+
+struct Conn {
+    tx: mpsc::Sender<Frame>,
+    cancel: CancellationToken,
+    reason: Arc<OnceLock<DisconnectReason>>,
+}
+
+impl Conn {
+    /// Ends the connection with `reason` unless it is already ending.
+    fn end(&self, reason: DisconnectReason) -> bool {
+        let first = self.reason.set(reason).is_ok();
+        self.cancel.cancel();
+        first
+    }
+}
+
+type Conns = Arc<Mutex<HashMap<ConnId, Conn>>>;
+
+enum HubMsg {
+    Accepted(BoxLink, SocketAddr),
+    Inbound(ConnId, Bytes),
+    Touch(ConnId),
+    Ended(ConnId),
+}
+
+/// A supervised server.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use tether_transports::driver::{Server, ServerConfig, ServerEvent};
+/// use tether_transports::tcp::{TcpAcceptor, TcpOptions};
+///
+/// let acceptor = TcpAcceptor::bind("127.0.0.1:7000".parse()?, TcpOptions::default()).await?;
+/// let mut server = Server::spawn(acceptor, ServerConfig::default())?;
+/// while let Some(event) = server.next_event().await {
+///     if let ServerEvent::Message { id, data } = event {
+///         server.send(id, data).await?; // echo
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    conns: Conns,
+    events: mpsc::UnboundedReceiver<ServerEvent>,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts serving connections from `acceptor`. Must be called inside a
+    /// tokio runtime.
+    pub fn spawn<A: Acceptor>(acceptor: A, config: ServerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let local_addr = acceptor
+            .local_addr()
+            .map_err(|e| ConfigError::new("server.listen", e.to_string()))?;
+        let registry = Registry::new(config.policy, now())?;
+        let conns: Conns = Arc::default();
+        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let accept_task = tokio::spawn(accept_loop(acceptor, hub_tx.clone(), shutdown.clone()));
+        let hub = Hub {
+            registry,
+            conns: conns.clone(),
+            hub_tx,
+            events: events_tx,
+            send_queue: config.send_queue,
+            shutdown: shutdown.clone(),
+            origin: now(),
+        };
+        let hub_task = tokio::spawn(hub.run(hub_rx));
+        Ok(Self {
+            conns,
+            events: events_rx,
+            local_addr,
+            shutdown,
+            tasks: vec![accept_task, hub_task],
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next event; `None` after shutdown once every `Closed` was returned.
+    pub async fn next_event(&mut self) -> Option<ServerEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_next_event(&mut self) -> Option<ServerEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Queues `data` for connection `id`, waiting while its queue is full.
+    pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        let tx = self.sender(id)?;
+        tx.send(Frame::Data(data))
+            .await
+            .map_err(|_| ServerSendError::Handle(HandleError::Stale))
+    }
+
+    /// Queues `data` for connection `id` without waiting.
+    pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        let tx = self.sender(id)?;
+        tx.try_send(Frame::Data(data)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
+            mpsc::error::TrySendError::Closed(_) => ServerSendError::Handle(HandleError::Stale),
+        })
+    }
+
+    fn sender(&self, id: ConnId) -> Result<mpsc::Sender<Frame>, HandleError> {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        match conns.get(&id) {
+            Some(conn) if conn.reason.get().is_none() => Ok(conn.tx.clone()),
+            _ => Err(HandleError::Stale),
+        }
+    }
+
+    /// Closes connection `id` in an orderly way. Its `Closed` event follows
+    /// with reason `ClosedLocally`. A second close, or a close of an id that
+    /// already ended, is `Err(Stale)` and touches nothing else.
+    pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        match conns.get(&id) {
+            Some(conn) if conn.end(DisconnectReason::ClosedLocally) => Ok(()),
+            _ => Err(HandleError::Stale),
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Stops accepting and closes every connection; each still gets its
+    /// `Closed` event, after which the event stream ends.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for conn in conns.values() {
+            conn.end(DisconnectReason::ClosedLocally);
+        }
+    }
+}
+
+async fn accept_loop<A: Acceptor>(
+    mut acceptor: A,
+    hub: mpsc::UnboundedSender<HubMsg>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = acceptor.accept() => accepted,
+        };
+        match accepted {
+            Ok((link, peer)) => {
+                if hub.send(HubMsg::Accepted(link, peer)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of descriptors, a failed handshake, ...: keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+struct Hub {
+    registry: Registry,
+    conns: Conns,
+    hub_tx: mpsc::UnboundedSender<HubMsg>,
+    events: mpsc::UnboundedSender<ServerEvent>,
+    send_queue: usize,
+    shutdown: CancellationToken,
+    origin: std::time::Instant,
+}
+
+impl Hub {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<HubMsg>) {
+        let mut shutting_down = false;
+        loop {
+            if shutting_down && self.lock().is_empty() {
+                return;
+            }
+            let deadline = self.registry.poll_timeout();
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    for conn in self.lock().values() {
+                        conn.end(DisconnectReason::ClosedLocally);
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_msg(msg, shutting_down),
+                    None => return,
+                },
+                () = sleep_until(deadline) => self.on_timer(),
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Conn>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn on_msg(&mut self, msg: HubMsg, shutting_down: bool) {
+        match msg {
+            HubMsg::Accepted(link, peer) => {
+                if shutting_down {
+                    return;
+                }
+                self.on_accepted(link, peer);
+            }
+            HubMsg::Inbound(id, data) => {
+                let _ = self.registry.touch(id, now());
+                let _ = self.events.send(ServerEvent::Message { id, data });
+            }
+            HubMsg::Touch(id) => {
+                let _ = self.registry.touch(id, now());
+            }
+            HubMsg::Ended(id) => {
+                let _ = self.registry.remove(id);
+                if let Some(conn) = self.lock().remove(&id) {
+                    let reason = conn.reason.get().copied().unwrap_or(DisconnectReason::Io);
+                    let _ = self.events.send(ServerEvent::Closed { id, reason });
+                }
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, mut link: BoxLink, peer: SocketAddr) {
+        let id = match self.registry.insert(now(), 0) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "registry full; refusing connection");
+                tokio::spawn(async move { link.close().await });
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.send_queue);
+        let conn = Conn {
+            tx,
+            cancel: CancellationToken::new(),
+            reason: Arc::new(OnceLock::new()),
+        };
+        let task = ConnTask {
+            id,
+            link,
+            rx,
+            cancel: conn.cancel.clone(),
+            reason: conn.reason.clone(),
+            hub: self.hub_tx.clone(),
+        };
+        self.lock().insert(id, conn);
+        let _ = self.events.send(ServerEvent::Accepted { id, peer });
+        tokio::spawn(task.run());
+    }
+
+    fn on_timer(&mut self) {
+        let at = now();
+        self.registry.handle_timeout(at);
+        while let Some(event) = self.registry.poll_event() {
+            let conns = self.lock();
+            match event {
+                RegistryEvent::PingDue { id, .. } => {
+                    if let Some(conn) = conns.get(&id) {
+                        let stamp = at.saturating_duration_since(self.origin).as_micros() as u64;
+                        // A full queue means traffic is already on its way.
+                        let _ = conn.tx.try_send(Frame::Ping(stamp));
+                    }
+                }
+                RegistryEvent::Expired { id, .. } => {
+                    if let Some(conn) = conns.get(&id) {
+                        conn.end(DisconnectReason::Timeout);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct ConnTask {
+    id: ConnId,
+    link: BoxLink,
+    rx: mpsc::Receiver<Frame>,
+    cancel: CancellationToken,
+    reason: Arc<OnceLock<DisconnectReason>>,
+    hub: mpsc::UnboundedSender<HubMsg>,
+}
+
+impl ConnTask {
+    async fn run(mut self) {
+        let reason = self.serve().await;
+        let _ = self.reason.set(reason);
+        if self.reason.get() == Some(&DisconnectReason::ClosedLocally) {
+            self.link.close().await;
+        }
+        let _ = self.hub.send(HubMsg::Ended(self.id));
+    }
+
+    async fn serve(&mut self) -> DisconnectReason {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    return self.reason.get().copied().unwrap_or(DisconnectReason::ClosedLocally);
+                }
+                frame = self.rx.recv() => {
+                    let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
+                    tokio::select! {
+                        () = self.cancel.cancelled() => {}
+                        sent = self.link.send(frame) => if let Err(reason) = sent {
+                            return reason;
+                        }
+                    }
+                }
+                frame = self.link.recv() => match frame {
+                    Ok(Frame::Data(data)) => {
+                        let _ = self.hub.send(HubMsg::Inbound(self.id, data));
+                    }
+                    Ok(Frame::Ping(payload)) => {
+                        let _ = self.hub.send(HubMsg::Touch(self.id));
+                        if let Err(reason) = self.link.send(Frame::Pong(payload)).await {
+                            return reason;
+                        }
+                    }
+                    Ok(Frame::Pong(_)) => {
+                        let _ = self.hub.send(HubMsg::Touch(self.id));
+                    }
+                    Err(reason) => return reason,
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! `Link`: one established connection carrying frames, whatever the
+//! transport. The drivers speak only to this trait, so that every transport
+//! shares one supervision mechanism.
+
+use async_trait::async_trait;
+use tether_core::codec::Frame;
+use tether_core::DisconnectReason;
+
+/// An established, framed connection.
+#[async_trait]
+pub trait Link: Send + 'static {
+    /// Sends one frame. On failure the link is dead and the error says why.
+    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason>;
+
+    /// Receives the next frame, or why the connection ended.
+    ///
+    /// Must be cancel-safe: the driver calls it inside `select!` and may drop
+    /// the future at any await point without losing a frame.
+    async fn recv(&mut self) -> Result<Frame, DisconnectReason>;
+
+    /// Closes the connection in an orderly way (best effort, bounded time).
+    async fn close(&mut self);
+
+    /// A description of the peer for logs and events.
+    fn peer(&self) -> String;
+}
+
+/// A boxed link, for transports chosen at run time.
+pub type BoxLink = Box<dyn Link>;
+
+#[async_trait]
+impl Link for BoxLink {
+    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
+        (**self).send(frame).await
+    }
+    async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
+        (**self).recv().await
+    }
+    async fn close(&mut self) {
+        (**self).close().await
+    }
+    fn peer(&self) -> String {
+        (**self).peer()
+    }
+}
