@@ -1,1 +1,15 @@
-//! Transports for tether.
+//! # tether-transports
+//!
+//! Transports for tether and the tokio driver that runs the sans-IO core
+//! over them. Every transport supplies a [`Link`] (framed connection), a
+//! [`tether_core::Reconnect`] dialer and an [`driver::Acceptor`]; the
+//! supervised [`driver::Client`] and [`driver::Server`] are shared by all.
+#![warn(missing_docs)]
+
+pub mod driver;
+pub mod link;
+pub mod stream;
+#[cfg(feature = "tcp")]
+pub mod tcp;
+
+pub use link::{BoxLink, Link};
