@@ -45,8 +45,9 @@ pub mod codec;
 pub mod error;
 pub mod liveness;
 pub mod reason;
-pub mod registry;
 pub mod reconnect;
+pub mod registry;
+pub mod sim;
 pub mod supervisor;
 
 pub use error::{ConfigError, HandleError};

@@ -12,12 +12,22 @@ use tether_core::HandleError;
 #[derive(Debug, Clone)]
 enum Op {
     /// Insert at `now - back` ms.
-    Insert { tag: u64, back: u64 },
+    Insert {
+        tag: u64,
+        back: u64,
+    },
     /// Touch an issued id (live or not) at `now - back` ms.
-    Touch { pick: usize, back: u64 },
-    Remove { pick: usize },
+    Touch {
+        pick: usize,
+        back: u64,
+    },
+    Remove {
+        pick: usize,
+    },
     /// Advance the clock and call `handle_timeout`.
-    Advance { ms: u64 },
+    Advance {
+        ms: u64,
+    },
     /// Jump to `poll_timeout` and call `handle_timeout` there.
     WakeUp,
 }
@@ -79,7 +89,11 @@ impl Model {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let t = self.live.values().map(|(_, w, _)| self.policy.deadline(w)).min()?;
+        let t = self
+            .live
+            .values()
+            .map(|(_, w, _)| self.policy.deadline(w))
+            .min()?;
         Some(self.ticks.to_instant(t))
     }
 }
@@ -103,7 +117,10 @@ impl Harness {
             // A deadline already past (an insert dated back) is due now.
             let due = due.max(self.now);
             let next = self.reg.poll_timeout();
-            prop_assert!(next.is_some_and(|t| t <= due), "poll_timeout {next:?} after {due:?}");
+            prop_assert!(
+                next.is_some_and(|t| t <= due),
+                "poll_timeout {next:?} after {due:?}"
+            );
         }
         self.now = now;
         self.reg.handle_timeout(now);

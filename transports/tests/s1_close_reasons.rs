@@ -28,7 +28,9 @@ async fn client_sees(reset: bool) -> Vec<Lifecycle> {
     })
     .await;
     if reset {
-        SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+        SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
     }
     drop(stream);
     drop(listener);
@@ -45,7 +47,10 @@ async fn client_sees(reset: bool) -> Vec<Lifecycle> {
 fn disconnect_reasons(seen: &[Lifecycle]) -> Vec<DisconnectReason> {
     seen.iter()
         .filter_map(|e| match e {
-            Lifecycle::Disconnected { generation: 1, reason } => Some(*reason),
+            Lifecycle::Disconnected {
+                generation: 1,
+                reason,
+            } => Some(*reason),
             _ => None,
         })
         .collect()
@@ -54,7 +59,10 @@ fn disconnect_reasons(seen: &[Lifecycle]) -> Vec<DisconnectReason> {
 #[tokio::test]
 async fn client_reports_orderly_close_once() {
     let seen = client_sees(false).await;
-    assert_eq!(disconnect_reasons(&seen), vec![DisconnectReason::PeerClosed]);
+    assert_eq!(
+        disconnect_reasons(&seen),
+        vec![DisconnectReason::PeerClosed]
+    );
     assert_each_disconnect_once(&seen);
 }
 
@@ -81,24 +89,37 @@ async fn server_tells_fin_from_rst_once_each() {
             matches!(e, ServerEvent::Accepted { .. })
         })
         .await;
-        let ServerEvent::Accepted { id, .. } = accepted else { unreachable!() };
+        let ServerEvent::Accepted { id, .. } = accepted else {
+            unreachable!()
+        };
         if reset {
-            SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+            SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
         } else {
             // Half-close and wait for the server's side to go, like a polite client.
             stream.shutdown_std();
         }
         drop(stream);
-        let closed = wait_server(&mut server, &mut seen, LIMIT, |e| {
-            matches!(e, ServerEvent::Closed { id: c, .. } if *c == id)
-        })
+        let closed = wait_server(
+            &mut server,
+            &mut seen,
+            LIMIT,
+            |e| matches!(e, ServerEvent::Closed { id: c, .. } if *c == id),
+        )
         .await;
         let expected = if reset {
             DisconnectReason::Reset
         } else {
             DisconnectReason::PeerClosed
         };
-        assert_eq!(closed, ServerEvent::Closed { id, reason: expected });
+        assert_eq!(
+            closed,
+            ServerEvent::Closed {
+                id,
+                reason: expected
+            }
+        );
         assert_eq!(server.close(id), Err(tether_core::HandleError::Stale));
     }
     drain_server(&mut server, &mut seen, Duration::from_millis(300)).await;
@@ -115,7 +136,9 @@ trait ShutdownStd {
 
 impl ShutdownStd for TcpStream {
     fn shutdown_std(&mut self) {
-        SockRef::from(&*self).shutdown(std::net::Shutdown::Write).unwrap();
+        SockRef::from(&*self)
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
     }
 }
 

@@ -43,11 +43,16 @@ async fn server_drops_a_client_that_stops_answering() {
         matches!(e, ServerEvent::Closed { .. })
     })
     .await;
-    let ServerEvent::Closed { reason, .. } = closed else { unreachable!() };
+    let ServerEvent::Closed { reason, .. } = closed else {
+        unreachable!()
+    };
     assert_eq!(reason, DisconnectReason::Timeout);
     assert!(started.elapsed() >= bound, "dropped before the bound");
     drain_server(&mut server, &mut seen, Duration::from_millis(300)).await;
-    let closes = seen.iter().filter(|e| matches!(e, ServerEvent::Closed { .. })).count();
+    let closes = seen
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
+        .count();
     assert_eq!(closes, 1, "{seen:?}");
     drop(stream);
 }
@@ -80,10 +85,17 @@ async fn server_keeps_a_quiet_client_that_answers_pings() {
     drain_server(&mut server, &mut server_seen, bound * 10).await;
     drain_lifecycle(&mut client, &mut seen, Duration::from_millis(1)).await;
     assert!(
-        !server_seen.iter().any(|e| matches!(e, ServerEvent::Closed { .. })),
+        !server_seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Closed { .. })),
         "{server_seen:?}"
     );
-    assert!(!seen.iter().any(|e| matches!(e, Lifecycle::Disconnected { .. })), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Lifecycle::Disconnected { .. })),
+        "{seen:?}"
+    );
     client.close();
 }
 
@@ -123,7 +135,11 @@ async fn client_detects_a_silent_server_while_writing() {
     let handle = client.handle();
     let writer = tokio::spawn(async move {
         for i in 0u32.. {
-            if handle.send(Bytes::from(i.to_be_bytes().to_vec())).await.is_err() {
+            if handle
+                .send(Bytes::from(i.to_be_bytes().to_vec()))
+                .await
+                .is_err()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -171,14 +187,19 @@ async fn client_messages_written_while_down_arrive_after_reconnect() {
     for i in 0..10u8 {
         client.handle().send(Bytes::from(vec![i])).await.unwrap();
     }
-    let acceptor = TcpAcceptor::bind(addr, TcpOptions::default()).await.unwrap();
+    let acceptor = TcpAcceptor::bind(addr, TcpOptions::default())
+        .await
+        .unwrap();
     let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
     let mut server_seen = vec![];
     let mut got = vec![];
     while got.len() < 10 {
-        let ev = wait_server(&mut server, &mut server_seen, Duration::from_secs(10), |e| {
-            matches!(e, ServerEvent::Message { .. })
-        })
+        let ev = wait_server(
+            &mut server,
+            &mut server_seen,
+            Duration::from_secs(10),
+            |e| matches!(e, ServerEvent::Message { .. }),
+        )
         .await;
         if let ServerEvent::Message { data, .. } = ev {
             got.push(data[0]);

@@ -58,7 +58,10 @@ async fn a_foreign_socket_is_tuned_by_descriptor() {
     let client = TcpStream::connect(addr).await.unwrap();
     let (accepted, _) = listener.accept().await.unwrap();
     tether_transports::tcp::tune_fd(accepted.as_raw_fd(), &custom()).unwrap();
-    assert_eq!(tether_transports::tcp::read_fd(accepted.as_raw_fd()).unwrap(), custom());
+    assert_eq!(
+        tether_transports::tcp::read_fd(accepted.as_raw_fd()).unwrap(),
+        custom()
+    );
     assert!(tether_transports::tcp::tune_fd(-1, &custom()).is_err());
     drop(client);
 }

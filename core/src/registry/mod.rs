@@ -119,7 +119,11 @@ impl Registry {
 
     /// Like [`Registry::new`], with room for `capacity` connections before
     /// the entry array reallocates.
-    pub fn with_capacity(policy: Policy, now: Instant, capacity: usize) -> Result<Self, ConfigError> {
+    pub fn with_capacity(
+        policy: Policy,
+        now: Instant,
+        capacity: usize,
+    ) -> Result<Self, ConfigError> {
         policy.validate()?;
         Ok(Self {
             policy,

@@ -76,7 +76,9 @@ impl Slab {
             }
             i
         } else {
-            let i = u32::try_from(self.entries.len()).ok().filter(|&i| i != NIL)?;
+            let i = u32::try_from(self.entries.len())
+                .ok()
+                .filter(|&i| i != NIL)?;
             self.entries.push(Entry {
                 watch,
                 tag,

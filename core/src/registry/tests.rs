@@ -104,7 +104,10 @@ fn a_touched_connection_never_expires_over_20x_the_bound() {
         }
         assert!(reg.contains(id));
         // Lazy re-arming: about one wakeup per interval, not per touch.
-        assert!(wakeups * 5 < touches, "{wakeups} wakeups, {touches} touches");
+        assert!(
+            wakeups * 5 < touches,
+            "{wakeups} wakeups, {touches} touches"
+        );
     }
 }
 
@@ -168,7 +171,11 @@ fn never_issued_ids_are_invalid() {
     assert_ne!(a.to_u64(), 0);
     assert_eq!(ConnId::from_u64(a.to_u64()), a);
     for raw in [0, 1, a.to_u64() + 1, a.to_u64() + (2 << 32), u64::MAX] {
-        assert_eq!(reg.remove(ConnId::from_u64(raw)), Err(HandleError::Invalid), "{raw:#x}");
+        assert_eq!(
+            reg.remove(ConnId::from_u64(raw)),
+            Err(HandleError::Invalid),
+            "{raw:#x}"
+        );
     }
     // An even generation on a vacant slot is not a live connection.
     reg.remove(a).unwrap();
@@ -184,7 +191,9 @@ fn remove_after_expiry_is_stale() {
     reg.handle_timeout(t0 + ms(1500));
     // Stale even before the event is polled: exactly one ending.
     assert_eq!(reg.remove(id), Err(HandleError::Stale));
-    assert!(matches!(events(&mut reg)[..], [RegistryEvent::Expired { id: x, tag: 3, .. }] if x == id));
+    assert!(
+        matches!(events(&mut reg)[..], [RegistryEvent::Expired { id: x, tag: 3, .. }] if x == id)
+    );
     assert_eq!(reg.remove(id), Err(HandleError::Stale));
 }
 
@@ -243,7 +252,9 @@ fn a_long_suspend_needs_one_call() {
     reg.handle_timeout(resumed);
     let ev = events(&mut reg);
     assert_eq!(ev.len(), ids.len());
-    assert!(ev.iter().all(|e| matches!(e, RegistryEvent::Expired { .. })));
+    assert!(ev
+        .iter()
+        .all(|e| matches!(e, RegistryEvent::Expired { .. })));
     assert!(reg.is_empty());
 
     // Heartbeat: everything due gets one ping now, then dies a timeout later.
@@ -257,7 +268,9 @@ fn a_long_suspend_needs_one_call() {
     reg.handle_timeout(resumed + ms(499));
     assert_eq!(events(&mut reg).len(), 0);
     reg.handle_timeout(resumed + ms(1500));
-    assert!(events(&mut reg).iter().all(|e| matches!(e, RegistryEvent::PingDue { .. })));
+    assert!(events(&mut reg)
+        .iter()
+        .all(|e| matches!(e, RegistryEvent::PingDue { .. })));
 }
 
 #[test]

@@ -283,7 +283,18 @@ mod tests {
 
     #[test]
     fn timers_fire_at_their_tick_and_not_before() {
-        let deadlines = [0u64, 1, 63, 64, 65, 4095, 4096, 300_000, 1 << 33, u64::MAX - 1];
+        let deadlines = [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            4095,
+            4096,
+            300_000,
+            1 << 33,
+            u64::MAX - 1,
+        ];
         let mut n = Plain(vec![(Links::UNLINKED, 0); deadlines.len()]);
         let mut w = Wheel::new(0);
         for (i, &d) in deadlines.iter().enumerate() {

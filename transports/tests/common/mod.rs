@@ -94,6 +94,9 @@ pub fn assert_each_disconnect_once(seen: &[Lifecycle]) {
         }
     }
     for (generation, n) in gens {
-        assert_eq!(n, 1, "generation {generation} disconnected {n} times: {seen:?}");
+        assert_eq!(
+            n, 1,
+            "generation {generation} disconnected {n} times: {seen:?}"
+        );
     }
 }
