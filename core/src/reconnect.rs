@@ -54,3 +54,16 @@ pub trait Reconnect: Send + Sync + 'static {
     /// A human-readable name of the peer, e.g. `tcp://127.0.0.1:7000`.
     fn peer(&self) -> String;
 }
+
+#[async_trait]
+impl<C: Send + 'static> Reconnect for Box<dyn Reconnect<Conn = C>> {
+    type Conn = C;
+
+    async fn connect(&self) -> Result<C, ConnectError> {
+        (**self).connect().await
+    }
+
+    fn peer(&self) -> String {
+        (**self).peer()
+    }
+}

@@ -7,9 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod endpoint;
+#[cfg(feature = "fault")]
+pub mod fault;
 pub mod link;
 pub mod stream;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 
+pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use link::{BoxLink, Link};

@@ -12,6 +12,16 @@ pub trait Link: Send + 'static {
     /// Sends one frame. On failure the link is dead and the error says why.
     async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason>;
 
+    /// Queues one frame for sending without flushing.
+    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
+        self.send(frame).await
+    }
+
+    /// Flushes frames queued by `feed`.
+    async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        Ok(())
+    }
+
     /// Receives the next frame, or why the connection ended.
     ///
     /// Must be cancel-safe: the driver calls it inside `select!` and may drop
@@ -32,6 +42,12 @@ pub type BoxLink = Box<dyn Link>;
 impl Link for BoxLink {
     async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
         (**self).send(frame).await
+    }
+    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
+        (**self).feed(frame).await
+    }
+    async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        (**self).flush().await
     }
     async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
         (**self).recv().await

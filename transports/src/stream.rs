@@ -48,6 +48,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
         self.framed.send(frame).await.map_err(|e| classify(&e))
     }
 
+    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
+        self.framed.feed(frame).await.map_err(|e| classify(&e))
+    }
+
+    async fn flush(&mut self) -> Result<(), DisconnectReason> {
+        SinkExt::<Frame>::flush(&mut self.framed)
+            .await
+            .map_err(|e| classify(&e))
+    }
+
     async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
         // `Framed::next` is cancel-safe: partial input stays in its buffer.
         match self.framed.next().await {

@@ -189,7 +189,7 @@ mod tests {
         };
         assert_eq!(m.handle_pong(t0 + ms(1042), payload), Some(ms(42)));
         assert_eq!(m.handle_pong(t0 + ms(1043), payload), None);
-        assert_eq!(m.poll_timeout(), Some(t0 + ms(2042)));
+        assert_eq!(m.poll_timeout(), Some(t0 + ms(2043)));
     }
 
     #[test]

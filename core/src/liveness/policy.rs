@@ -179,6 +179,18 @@ impl Watch {
         self.pinged_at_plus1.checked_sub(1)
     }
 
+    /// Rebuilds a watch from its parts ([`Watch::last_rx`],
+    /// [`Watch::pinged_at`], [`Watch::misses`]), for storage that keeps them
+    /// apart: the registry keeps `last_rx` in a dense array of its own so
+    /// that recording traffic touches as little memory as possible.
+    pub fn from_parts(last_rx: u64, pinged_at: Option<u64>, misses: u8) -> Self {
+        Self {
+            last_rx,
+            pinged_at_plus1: pinged_at.map_or(0, |p| p.saturating_add(1)),
+            misses,
+        }
+    }
+
     /// Clears an outstanding ping that has since been answered by traffic.
     fn settle(&mut self) {
         if let Some(p) = self.pinged_at() {

@@ -1,4 +1,4 @@
-//! The entry array: one fixed-size entry per connection, generation-checked
+//! The entry arrays: a hot and a cold part per connection, generation-checked
 //! lookup, and a FIFO free list so that a freed slot is reused as late as
 //! possible (an old id stays recognisably stale for longer).
 
@@ -7,11 +7,25 @@ use super::wheel::{Links, Nodes, NIL};
 use crate::liveness::Watch;
 use crate::HandleError;
 
-/// One tracked connection. 56 bytes.
+/// The part of a connection that recording traffic needs, kept in a dense
+/// array of its own: 16 bytes, so a million connections' worth (16 MB) can
+/// stay in a server CPU's cache while the rest (the timer) stays cold.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hot {
+    /// The rule's [`Watch::last_rx`].
+    pub last_rx: u64,
+    /// Odd while occupied, even while vacant; bumped on every change.
+    pub generation: u32,
+    /// Whether the rule has a ping outstanding.
+    pub pinged: bool,
+}
+
+/// The rest of a connection: the rule's other state, the tag and the timer.
+/// 40 bytes.
 #[derive(Debug, Clone)]
-pub(super) struct Entry {
-    /// The liveness rule's state.
-    pub watch: Watch,
+pub(super) struct Cold {
+    /// The rule's [`Watch::pinged_at`], plus one; 0 for none.
+    pinged_at_plus1: u64,
     /// The caller's value (e.g. a file descriptor).
     pub tag: u64,
     /// The tick the timer is armed at; never after the rule's deadline.
@@ -19,13 +33,18 @@ pub(super) struct Entry {
     /// Wheel links while occupied; `next` threads the free list while
     /// vacant.
     pub links: Links,
-    /// Odd while occupied, even while vacant; bumped on every change.
-    pub generation: u32,
+    /// The rule's [`Watch::misses`].
+    misses: u8,
 }
+
+/// Bytes stored per connection slot.
+#[cfg(test)]
+pub(super) const ENTRY_BYTES: usize = std::mem::size_of::<Hot>() + std::mem::size_of::<Cold>();
 
 /// The entries and their free list.
 pub(super) struct Slab {
-    entries: Vec<Entry>,
+    hot: Vec<Hot>,
+    cold: Vec<Cold>,
     free_head: u32,
     free_tail: u32,
     len: usize,
@@ -37,8 +56,10 @@ pub(super) const MAX_LEN: usize = NIL as usize;
 
 impl Slab {
     pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.min(MAX_LEN);
         Self {
-            entries: Vec::with_capacity(capacity.min(MAX_LEN)),
+            hot: Vec::with_capacity(capacity),
+            cold: Vec::with_capacity(capacity),
             free_head: NIL,
             free_tail: NIL,
             len: 0,
@@ -59,79 +80,81 @@ impl Slab {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.hot.capacity() * std::mem::size_of::<Hot>()
+            + self.cold.capacity() * std::mem::size_of::<Cold>()
     }
 
-    /// Stores a new connection; `None` when full. The entry's links are
-    /// unlinked.
-    pub fn alloc(&mut self, watch: Watch, tag: u64) -> Option<ConnId> {
+    /// Stores a new connection, not yet armed; `None` when full.
+    pub fn alloc(&mut self, watch: &Watch, tag: u64) -> Option<ConnId> {
         if self.len >= self.max_len {
             return None;
         }
         let index = if self.free_head != NIL {
             let i = self.free_head;
-            self.free_head = self.entries[i as usize].links.next;
+            self.free_head = self.cold[i as usize].links.next;
             if self.free_head == NIL {
                 self.free_tail = NIL;
             }
             i
         } else {
-            let i = u32::try_from(self.entries.len())
-                .ok()
-                .filter(|&i| i != NIL)?;
-            self.entries.push(Entry {
-                watch,
+            let i = u32::try_from(self.hot.len()).ok().filter(|&i| i != NIL)?;
+            self.hot.push(Hot {
+                last_rx: 0,
+                generation: 0,
+                pinged: false,
+            });
+            self.cold.push(Cold {
+                pinged_at_plus1: 0,
                 tag,
                 deadline: 0,
                 links: Links::UNLINKED,
-                generation: 0,
+                misses: 0,
             });
             i
         };
-        let e = &mut self.entries[index as usize];
-        e.watch = watch;
-        e.tag = tag;
-        e.links = Links::UNLINKED;
-        e.generation = e.generation.wrapping_add(1);
+        self.hot[index as usize].generation = self.hot[index as usize].generation.wrapping_add(1);
+        let cold = &mut self.cold[index as usize];
+        cold.tag = tag;
+        cold.links = Links::UNLINKED;
+        self.set_watch(index, watch);
         self.len += 1;
-        Some(ConnId::new(index, e.generation))
+        Some(self.id(index))
     }
 
     /// Frees occupied entry `i` (already unlinked from the wheel) and
     /// returns its tag.
     pub fn free(&mut self, i: u32) -> u64 {
-        let e = &mut self.entries[i as usize];
-        debug_assert!(e.generation & 1 == 1);
-        e.generation = e.generation.wrapping_add(1);
-        e.links = Links::UNLINKED;
-        let tag = e.tag;
+        let hot = &mut self.hot[i as usize];
+        debug_assert!(hot.generation & 1 == 1);
+        hot.generation = hot.generation.wrapping_add(1);
+        self.cold[i as usize].links = Links::UNLINKED;
         self.len -= 1;
         if self.free_tail == NIL {
             self.free_head = i;
         } else {
-            self.entries[self.free_tail as usize].links.next = i;
+            self.cold[self.free_tail as usize].links.next = i;
         }
         self.free_tail = i;
-        tag
+        self.cold[i as usize].tag
     }
 
     /// The index of the live connection `id`.
     #[inline]
     pub fn lookup(&self, id: ConnId) -> Result<u32, HandleError> {
-        match self.entries.get(id.index() as usize) {
+        match self.hot.get(id.index() as usize) {
             // Occupied generations are odd, so an even (never issued)
             // generation cannot match a vacant entry.
-            Some(e) if e.generation == id.generation() && id.generation() & 1 == 1 => {
+            Some(h) if h.generation == id.generation() && id.generation() & 1 == 1 => {
                 Ok(id.index())
             }
-            e => Err(Self::why_not(e, id)),
+            h => Err(Self::why_not(h, id)),
         }
     }
 
     #[cold]
-    fn why_not(e: Option<&Entry>, id: ConnId) -> HandleError {
-        match e {
-            Some(e) if id.generation() & 1 == 1 && id.generation() < e.generation => {
+    fn why_not(h: Option<&Hot>, id: ConnId) -> HandleError {
+        match h {
+            Some(h) if id.generation() & 1 == 1 && id.generation() < h.generation => {
                 HandleError::Stale
             }
             _ => HandleError::Invalid,
@@ -139,34 +162,53 @@ impl Slab {
     }
 
     #[inline]
-    pub fn entry(&self, i: u32) -> &Entry {
-        &self.entries[i as usize]
+    pub fn hot_mut(&mut self, i: u32) -> &mut Hot {
+        &mut self.hot[i as usize]
     }
 
-    #[inline]
-    pub fn entry_mut(&mut self, i: u32) -> &mut Entry {
-        &mut self.entries[i as usize]
+    pub fn cold(&self, i: u32) -> &Cold {
+        &self.cold[i as usize]
+    }
+
+    /// The rule's state of entry `i`, reassembled.
+    pub fn watch(&self, i: u32) -> Watch {
+        let (hot, cold) = (&self.hot[i as usize], &self.cold[i as usize]);
+        Watch::from_parts(
+            hot.last_rx,
+            cold.pinged_at_plus1.checked_sub(1),
+            cold.misses,
+        )
+    }
+
+    /// Stores the rule's state of entry `i`.
+    pub fn set_watch(&mut self, i: u32, w: &Watch) {
+        let (hot, cold) = (&mut self.hot[i as usize], &mut self.cold[i as usize]);
+        let pinged_at = w.pinged_at();
+        hot.last_rx = w.last_rx;
+        hot.pinged = pinged_at.is_some();
+        cold.pinged_at_plus1 = pinged_at.map_or(0, |p| p.saturating_add(1));
+        cold.misses = w.misses;
     }
 
     /// The id of occupied entry `i`.
     pub fn id(&self, i: u32) -> ConnId {
-        ConnId::new(i, self.entries[i as usize].generation)
+        ConnId::new(i, self.hot[i as usize].generation)
     }
 }
 
 impl Nodes for Slab {
     #[inline]
     fn links(&mut self, i: u32) -> &mut Links {
-        &mut self.entries[i as usize].links
+        &mut self.cold[i as usize].links
     }
 
     #[inline]
     fn deadline(&self, i: u32) -> u64 {
-        self.entries[i as usize].deadline
+        self.cold[i as usize].deadline
     }
 
     #[inline]
     fn set_deadline(&mut self, i: u32, at: u64) {
-        self.entries[i as usize].deadline = at;
+        self.cold[i as usize].deadline = at;
     }
 }

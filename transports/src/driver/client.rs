@@ -198,6 +198,9 @@ impl Client {
     }
 }
 
+/// Most messages written with one flush.
+const MAX_BATCH: usize = 64;
+
 type DialFuture<C> = BoxFuture<'static, Result<C, ConnectError>>;
 
 struct Driver<R: Reconnect> {
@@ -250,7 +253,10 @@ where
     async fn drain_supervisor(&mut self) {
         while let Some(action) = self.supervisor.poll_action() {
             match action {
-                Action::Dial { generation, timeout } => {
+                Action::Dial {
+                    generation,
+                    timeout,
+                } => {
                     let connector = self.connector.clone();
                     let fut = async move {
                         match tokio::time::timeout(timeout, connector.connect()).await {
@@ -325,22 +331,44 @@ where
     }
 
     async fn on_data(&mut self, msg: Bytes) {
-        if self.link.is_some() && self.pending.is_empty() {
-            if !self.write(Frame::Data(msg.clone())).await {
-                // Not (fully) written: keep it for the next connection.
-                self.pending.push_front(msg);
+        self.pending.push_back(msg);
+        if self.link.is_some() {
+            // Take what else is queued so that one flush carries it all.
+            let limit = self.max_pending.min(MAX_BATCH);
+            while self.pending.len() < limit {
+                match self.data_rx.try_recv() {
+                    Ok(msg) => self.pending.push_back(msg),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.data_open = false;
+                        break;
+                    }
+                }
             }
-        } else {
-            self.pending.push_back(msg);
+            self.flush_pending().await;
         }
     }
 
+    /// Writes every pending message with one flush; a message leaves the
+    /// queue only once the flush carrying it succeeded.
     async fn flush_pending(&mut self) {
-        while let Some(msg) = self.pending.pop_front() {
-            if !self.write(Frame::Data(msg.clone())).await {
-                self.pending.push_front(msg);
-                return;
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some((_, link)) = self.link.as_mut() else {
+            return;
+        };
+        let pending = &self.pending;
+        let batch = async move {
+            for msg in pending {
+                link.feed(Frame::Data(msg.clone())).await?;
             }
+            link.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, batch).await {
+            Ok(Ok(())) => self.pending.clear(),
+            Ok(Err(reason)) => self.lose_link(reason),
+            Err(_) => self.lose_link(DisconnectReason::Timeout),
         }
     }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tether_core::codec::Frame;
@@ -100,6 +101,9 @@ struct Conn {
     tx: mpsc::Sender<Frame>,
     cancel: CancellationToken,
     reason: Arc<OnceLock<DisconnectReason>>,
+    /// Set by the connection's task when it asks the hub for a touch,
+    /// cleared by the hub: one touch in flight covers a burst of frames.
+    touch_queued: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -115,7 +119,6 @@ type Conns = Arc<Mutex<HashMap<ConnId, Conn>>>;
 
 enum HubMsg {
     Accepted(BoxLink, SocketAddr),
-    Inbound(ConnId, Bytes),
     Touch(ConnId),
     Ended(ConnId),
 }
@@ -202,26 +205,35 @@ impl Server {
 
     /// Queues `data` for connection `id`, waiting while its queue is full.
     pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
-        let tx = self.sender(id)?;
-        tx.send(Frame::Data(data))
+        // The common case (room in the queue) needs no clone of the sender.
+        let (tx, frame) = {
+            let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = match conns.get(&id) {
+                Some(conn) if conn.reason.get().is_none() => conn,
+                _ => return Err(HandleError::Stale.into()),
+            };
+            match conn.tx.try_send(Frame::Data(data)) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(frame)) => (conn.tx.clone(), frame),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(HandleError::Stale.into()),
+            }
+        };
+        tx.send(frame)
             .await
             .map_err(|_| ServerSendError::Handle(HandleError::Stale))
     }
 
     /// Queues `data` for connection `id` without waiting.
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
-        let tx = self.sender(id)?;
-        tx.try_send(Frame::Data(data)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
-            mpsc::error::TrySendError::Closed(_) => ServerSendError::Handle(HandleError::Stale),
-        })
-    }
-
-    fn sender(&self, id: ConnId) -> Result<mpsc::Sender<Frame>, HandleError> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         match conns.get(&id) {
-            Some(conn) if conn.reason.get().is_none() => Ok(conn.tx.clone()),
-            _ => Err(HandleError::Stale),
+            Some(conn) if conn.reason.get().is_none() => {
+                conn.tx.try_send(Frame::Data(data)).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
+                    mpsc::error::TrySendError::Closed(_) => HandleError::Stale.into(),
+                })
+            }
+            _ => Err(HandleError::Stale.into()),
         }
     }
 
@@ -333,11 +345,12 @@ impl Hub {
                 }
                 self.on_accepted(link, peer);
             }
-            HubMsg::Inbound(id, data) => {
-                let _ = self.registry.touch(id, now());
-                let _ = self.events.send(ServerEvent::Message { id, data });
-            }
             HubMsg::Touch(id) => {
+                // Cleared before reading the clock: a frame after this
+                // point queues a new touch.
+                if let Some(conn) = self.lock().get(&id) {
+                    conn.touch_queued.store(false, Ordering::Release);
+                }
                 let _ = self.registry.touch(id, now());
             }
             HubMsg::Ended(id) => {
@@ -364,6 +377,7 @@ impl Hub {
             tx,
             cancel: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
+            touch_queued: Arc::new(AtomicBool::new(false)),
         };
         let task = ConnTask {
             id,
@@ -371,7 +385,9 @@ impl Hub {
             rx,
             cancel: conn.cancel.clone(),
             reason: conn.reason.clone(),
+            touch_queued: conn.touch_queued.clone(),
             hub: self.hub_tx.clone(),
+            events: self.events.clone(),
         };
         self.lock().insert(id, conn);
         let _ = self.events.send(ServerEvent::Accepted { id, peer });
@@ -401,16 +417,32 @@ impl Hub {
     }
 }
 
+/// Most frames written with one flush.
+const MAX_BATCH: usize = 64;
+
 struct ConnTask {
     id: ConnId,
     link: BoxLink,
     rx: mpsc::Receiver<Frame>,
     cancel: CancellationToken,
     reason: Arc<OnceLock<DisconnectReason>>,
+    touch_queued: Arc<AtomicBool>,
     hub: mpsc::UnboundedSender<HubMsg>,
+    /// Messages go straight to the application; the hub only sees the
+    /// liveness touch. `Closed` still follows them: the hub sends it after
+    /// this task's `Ended`, which comes after its last message.
+    events: mpsc::UnboundedSender<ServerEvent>,
 }
 
 impl ConnTask {
+    /// Asks the hub to refresh this connection's liveness, unless a request
+    /// is already on its way.
+    fn touch(&self) {
+        if !self.touch_queued.swap(true, Ordering::AcqRel) {
+            let _ = self.hub.send(HubMsg::Touch(self.id));
+        }
+    }
+
     async fn run(mut self) {
         let reason = self.serve().await;
         let _ = self.reason.set(reason);
@@ -429,25 +461,38 @@ impl ConnTask {
                 }
                 frame = self.rx.recv() => {
                     let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
+                    let (link, rx) = (&mut self.link, &mut self.rx);
+                    let batch = async move {
+                        link.feed(frame).await?;
+                        // Take what else is queued so that one flush carries it all.
+                        for _ in 1..MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(frame) => link.feed(frame).await?,
+                                Err(_) => break,
+                            }
+                        }
+                        link.flush().await
+                    };
                     tokio::select! {
                         () = self.cancel.cancelled() => {}
-                        sent = self.link.send(frame) => if let Err(reason) = sent {
+                        sent = batch => if let Err(reason) = sent {
                             return reason;
                         }
                     }
                 }
                 frame = self.link.recv() => match frame {
                     Ok(Frame::Data(data)) => {
-                        let _ = self.hub.send(HubMsg::Inbound(self.id, data));
+                        self.touch();
+                        let _ = self.events.send(ServerEvent::Message { id: self.id, data });
                     }
                     Ok(Frame::Ping(payload)) => {
-                        let _ = self.hub.send(HubMsg::Touch(self.id));
+                        self.touch();
                         if let Err(reason) = self.link.send(Frame::Pong(payload)).await {
                             return reason;
                         }
                     }
                     Ok(Frame::Pong(_)) => {
-                        let _ = self.hub.send(HubMsg::Touch(self.id));
+                        self.touch();
                     }
                     Err(reason) => return reason,
                 },
