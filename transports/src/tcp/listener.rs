@@ -1,8 +1,8 @@
 //! Accepting TCP connections with tether's socket options.
 
 use super::{TcpLink, TcpOptions};
-use crate::link::BoxLink;
 use crate::driver::Acceptor;
+use crate::link::BoxLink;
 use async_trait::async_trait;
 use socket2::SockRef;
 use std::io;

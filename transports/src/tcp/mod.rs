@@ -6,9 +6,9 @@ mod options;
 
 pub use connector::TcpConnector;
 pub use listener::TcpAcceptor;
-pub use options::{Keepalive, TcpOptions};
 #[cfg(unix)]
 pub use options::{read_fd, tune_fd};
+pub use options::{Keepalive, TcpOptions};
 
 /// A framed TCP connection.
 pub type TcpLink = crate::stream::StreamLink<tokio::net::TcpStream>;

@@ -26,7 +26,8 @@ impl Keepalive {
     /// Worst-case detection of a silent dead peer on an idle socket:
     /// `idle + count x interval`.
     pub fn detection_bound(&self) -> Duration {
-        self.idle.saturating_add(self.interval.saturating_mul(self.count))
+        self.idle
+            .saturating_add(self.interval.saturating_mul(self.count))
     }
 }
 
@@ -69,10 +70,16 @@ impl TcpOptions {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(k) = self.keepalive {
             if k.idle < Duration::from_secs(1) || k.idle > Duration::from_secs(32_767) {
-                return Err(ConfigError::new("tcp.keepalive.idle", "must be 1..=32767 s"));
+                return Err(ConfigError::new(
+                    "tcp.keepalive.idle",
+                    "must be 1..=32767 s",
+                ));
             }
             if k.interval < Duration::from_secs(1) || k.interval > Duration::from_secs(32_767) {
-                return Err(ConfigError::new("tcp.keepalive.interval", "must be 1..=32767 s"));
+                return Err(ConfigError::new(
+                    "tcp.keepalive.interval",
+                    "must be 1..=32767 s",
+                ));
             }
             if k.count == 0 || k.count > 127 {
                 return Err(ConfigError::new("tcp.keepalive.count", "must be 1..=127"));
@@ -94,7 +101,9 @@ impl TcpOptions {
         self.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if let Some(k) = self.keepalive {
-            let ka = TcpKeepalive::new().with_time(k.idle).with_interval(k.interval);
+            let ka = TcpKeepalive::new()
+                .with_time(k.idle)
+                .with_interval(k.interval);
             #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
             let ka = ka.with_retries(k.count);
             sock.set_tcp_keepalive(&ka)?;
