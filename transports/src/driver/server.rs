@@ -487,8 +487,13 @@ impl ConnTask {
                     }
                     Ok(Frame::Ping(payload)) => {
                         self.touch();
-                        if let Err(reason) = self.link.send(Frame::Pong(payload)).await {
-                            return reason;
+                        // A peer that pings but never reads must not wedge
+                        // this task: expiry and close still get through.
+                        tokio::select! {
+                            () = self.cancel.cancelled() => {}
+                            sent = self.link.send(Frame::Pong(payload)) => if let Err(reason) = sent {
+                                return reason;
+                            }
                         }
                     }
                     Ok(Frame::Pong(_)) => {

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: fast timings and event waiting.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::time::Duration;
 use tether_core::backoff::BackoffConfig;
 use tether_core::liveness::HeartbeatConfig;

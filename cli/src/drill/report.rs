@@ -1,0 +1,275 @@
+//! The drill's verdict, as tables for people or JSON for machines.
+
+use super::options::DrillOptions;
+use super::phase::PhaseReport;
+use crate::fmt;
+use crate::json::Json;
+use crate::table::Table;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tether_core::supervisor::Lifecycle;
+use tether_core::DisconnectReason;
+
+pub struct DrillReport {
+    pub phases: Vec<PhaseReport>,
+    /// Failed checks outside any fault: startup and the final close.
+    pub other_problems: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl DrillReport {
+    pub fn ok(&self) -> bool {
+        self.other_problems.is_empty() && self.phases.iter().all(PhaseReport::ok)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let outcomes = self.phases.iter().flat_map(|p| &p.clients);
+        let total = outcomes.clone().count();
+        let passed = outcomes.filter(|c| c.problems.is_empty()).count();
+        (passed, total)
+    }
+
+    pub fn text(&self, opts: &DrillOptions) -> String {
+        let mut out = String::new();
+        for phase in &self.phases {
+            out.push('\n');
+            out.push_str(&phase_text(phase));
+        }
+        out.push('\n');
+        if !self.other_problems.is_empty() {
+            out.push_str("outside the faults:\n");
+            for p in &self.other_problems {
+                out.push_str(&format!("  FAIL: {p}\n"));
+            }
+        }
+        let (passed, total) = self.counts();
+        let verdict = if self.ok() { "PASS" } else { "FAIL" };
+        out.push_str(&format!(
+            "result: {verdict}: {} faults x {} clients, {passed}/{total} client checks passed; \
+             lifecycle streams {} ({})\n",
+            self.phases.len(),
+            opts.clients,
+            if self.other_problems.is_empty() {
+                "ordered, each closed exactly once"
+            } else {
+                "NOT clean"
+            },
+            fmt::duration(self.elapsed),
+        ));
+        out
+    }
+
+    pub fn json(&self, opts: &DrillOptions) -> Json {
+        let (passed, total) = self.counts();
+        let hb = &opts.heartbeat;
+        let bo = &opts.backoff;
+        Json::obj([
+            ("ok", Json::Bool(self.ok())),
+            ("checks_passed", Json::Int(passed as i64)),
+            ("checks_total", Json::Int(total as i64)),
+            ("elapsed_ms", Json::ms(Some(self.elapsed))),
+            (
+                "config",
+                Json::obj([
+                    ("clients", Json::Int(opts.clients as i64)),
+                    ("heartbeat_interval_ms", Json::ms(Some(hb.interval))),
+                    ("heartbeat_timeout_ms", Json::ms(Some(hb.timeout))),
+                    ("heartbeat_max_missed", Json::Int(hb.max_missed.into())),
+                    ("detection_bound_ms", Json::ms(Some(hb.detection_bound()))),
+                    ("margin_ms", Json::ms(Some(opts.margin))),
+                    ("backoff_initial_ms", Json::ms(Some(bo.initial))),
+                    ("backoff_multiplier", Json::Num(bo.multiplier)),
+                    ("backoff_max_ms", Json::ms(Some(bo.max_delay))),
+                    ("healthy_after_ms", Json::ms(Some(bo.healthy_after))),
+                    (
+                        "seed",
+                        opts.seed.map_or(Json::Null, |s| Json::str(s.to_string())),
+                    ),
+                ]),
+            ),
+            (
+                "phases",
+                Json::Arr(self.phases.iter().map(phase_json).collect()),
+            ),
+            (
+                "other_problems",
+                Json::Arr(self.other_problems.iter().map(Json::str).collect()),
+            ),
+        ])
+    }
+}
+
+fn phase_text(p: &PhaseReport) -> String {
+    let mut out = format!(
+        "== {} ==  expect {}; detection bound {} + {} margin\n",
+        p.fault.title(),
+        p.fault.expected_text(),
+        fmt::duration(p.bound),
+        fmt::duration(p.margin),
+    );
+    out.push_str(&format!(
+        "   {}; server saw {}\n   times count from the fault; `reconnected` is when the connection that stayed up came up\n\n",
+        p.injected,
+        server_text(&p.server_closed)
+    ));
+    let mut table = Table::new([
+        "client",
+        "gen",
+        "detected",
+        "reason",
+        "reconnected",
+        "events",
+        "check",
+    ]);
+    for c in &p.clients {
+        let gen = |g: Option<u64>| g.map_or("-".to_string(), |g| g.to_string());
+        let time = |d: Option<Duration>| d.map_or("-".to_string(), fmt::duration);
+        let events: Vec<String> = c.events.iter().map(|(_, e)| event_text(e)).collect();
+        let check = if c.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("FAIL: {}", c.problems.join("; "))
+        };
+        table.row(vec![
+            c.client.to_string(),
+            format!("{}→{}", gen(c.generation_before), gen(c.generation_after)),
+            time(c.detect),
+            c.reason.map_or("-", DisconnectReason::as_str).to_string(),
+            time(c.reconnect),
+            events.join(" "),
+            check,
+        ]);
+    }
+    out.push_str(&table.render("  "));
+    out
+}
+
+fn server_text(reasons: &[DisconnectReason]) -> String {
+    if reasons.is_empty() {
+        return "no connection end".into();
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in reasons {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    let detail: Vec<String> = counts.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+    format!("{} connections end ({})", reasons.len(), detail.join(", "))
+}
+
+/// `connecting#2`, `disconnected#1`, `connect_failed#3:connect_refused`.
+pub fn event_text(e: &Lifecycle) -> String {
+    match *e {
+        Lifecycle::Connecting { generation, .. } => format!("connecting#{generation}"),
+        Lifecycle::Connected { generation, .. } => format!("connected#{generation}"),
+        Lifecycle::ConnectFailed {
+            generation, reason, ..
+        } => format!("connect_failed#{generation}:{reason}"),
+        Lifecycle::Disconnected { generation, .. } => format!("disconnected#{generation}"),
+        Lifecycle::Waiting { .. } => "waiting".into(),
+        Lifecycle::Closed => "closed".into(),
+        Lifecycle::GaveUp { reason } => format!("gave_up:{reason}"),
+    }
+}
+
+/// One event as a JSON object.
+pub fn event_json(at: Option<Duration>, e: &Lifecycle) -> Json {
+    let mut fields = vec![("event", Json::str(e.name()))];
+    if at.is_some() {
+        fields.push(("at_ms", Json::ms(at)));
+    }
+    match *e {
+        Lifecycle::Connecting {
+            generation,
+            attempt,
+        }
+        | Lifecycle::Connected {
+            generation,
+            attempt,
+        } => {
+            fields.push(("generation", Json::Int(generation as i64)));
+            fields.push(("attempt", Json::Int(attempt.into())));
+        }
+        Lifecycle::ConnectFailed {
+            generation,
+            attempt,
+            reason,
+        } => {
+            fields.push(("generation", Json::Int(generation as i64)));
+            fields.push(("attempt", Json::Int(attempt.into())));
+            fields.push(("reason", Json::str(reason.as_str())));
+        }
+        Lifecycle::Disconnected { generation, reason } => {
+            fields.push(("generation", Json::Int(generation as i64)));
+            fields.push(("reason", Json::str(reason.as_str())));
+        }
+        Lifecycle::Waiting { attempt, delay } => {
+            fields.push(("attempt", Json::Int(attempt.into())));
+            fields.push(("delay_ms", Json::ms(Some(delay))));
+        }
+        Lifecycle::GaveUp { reason } => fields.push(("reason", Json::str(reason.as_str()))),
+        Lifecycle::Closed => {}
+    }
+    Json::Obj(fields)
+}
+
+fn phase_json(p: &PhaseReport) -> Json {
+    let gen = |g: Option<u64>| g.map_or(Json::Null, |g| Json::Int(g as i64));
+    let clients = p
+        .clients
+        .iter()
+        .map(|c| {
+            Json::obj([
+                ("client", Json::Int(c.client as i64)),
+                ("ok", Json::Bool(c.problems.is_empty())),
+                ("generation_before", gen(c.generation_before)),
+                ("generation_after", gen(c.generation_after)),
+                ("detect_ms", Json::ms(c.detect)),
+                (
+                    "reason",
+                    c.reason.map_or(Json::Null, |r| Json::str(r.as_str())),
+                ),
+                ("reconnect_ms", Json::ms(c.reconnect)),
+                (
+                    "events",
+                    Json::Arr(
+                        c.events
+                            .iter()
+                            .map(|(at, e)| event_json(Some(*at), e))
+                            .collect(),
+                    ),
+                ),
+                (
+                    "problems",
+                    Json::Arr(c.problems.iter().map(Json::str).collect()),
+                ),
+            ])
+        })
+        .collect();
+    Json::obj([
+        ("fault", Json::str(p.fault.key())),
+        ("ok", Json::Bool(p.ok())),
+        (
+            "expected",
+            Json::Arr(
+                p.fault
+                    .expected()
+                    .iter()
+                    .map(|r| Json::str(r.as_str()))
+                    .collect(),
+            ),
+        ),
+        ("detection_bound_ms", Json::ms(Some(p.bound))),
+        ("margin_ms", Json::ms(Some(p.margin))),
+        ("injected", Json::str(&p.injected)),
+        (
+            "server_closed",
+            Json::Arr(
+                p.server_closed
+                    .iter()
+                    .map(|r| Json::str(r.as_str()))
+                    .collect(),
+            ),
+        ),
+        ("clients", Json::Arr(clients)),
+    ])
+}

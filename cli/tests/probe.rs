@@ -1,0 +1,138 @@
+//! `tether probe` against servers on loopback (ports from the kernel).
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+use tether_transports::driver::{Server, ServerConfig, ServerEvent};
+use tether_transports::tcp::{TcpAcceptor, TcpOptions};
+
+/// Runs `tether probe` in a blocking thread while the test's runtime serves.
+async fn probe(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tether"))
+            .arg("probe")
+            .args(args)
+            .output()
+            .expect("run tether probe")
+    })
+    .await
+    .unwrap()
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_connects_and_a_server_side_close() {
+    let acceptor = TcpAcceptor::bind(loopback(), TcpOptions::default())
+        .await
+        .unwrap();
+    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let url = format!("tcp://{}", server.local_addr());
+    // The server closes the first connection after a moment; the probe
+    // must report it as peer_closed and reconnect.
+    let serve = tokio::spawn(async move {
+        let mut closed_one = false;
+        while let Some(event) = server.next_event().await {
+            if let ServerEvent::Accepted { id, .. } = event {
+                if !closed_one {
+                    closed_one = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    server.close(id).unwrap();
+                }
+            }
+        }
+    });
+    let out = probe(vec![url, "--for".into(), "2.5".into()]).await;
+    serve.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "probing tcp://127.0.0.1:",
+        "connecting",
+        "connected",
+        "disconnected",
+        "gen 1: peer_closed",
+        "gen 2, dial took",
+        "stopped on request",
+        "summary: 2 connections",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    // Every event line carries a UTC timestamp.
+    let events: Vec<&str> = stdout.lines().filter(|l| l.contains("  +")).collect();
+    assert!(events.len() >= 6, "{stdout}");
+    assert!(
+        events.iter().all(|l| l.contains('T') && l.contains("Z  ")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_without_heartbeat_watches_a_plain_tcp_server() {
+    // Not a tether server: accepts, stays silent, then closes.
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let serve = tokio::spawn(async move {
+        let (conn, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        drop(conn);
+        // Keep accepting (and holding) later connections.
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let out = probe(vec![
+        "--no-heartbeat".into(),
+        "--json".into(),
+        "--for".into(),
+        "1500ms".into(),
+        url,
+    ])
+    .await;
+    serve.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "JSON lines only:\n{stdout}"
+    );
+    assert!(lines[0].starts_with("{\"time\":\""), "{stdout}");
+    assert!(
+        stdout.contains("\"event\":\"disconnected\",\"at_ms\":")
+            && stdout.contains("\"reason\":\"peer_closed\""),
+        "{stdout}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("{\"summary\":"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_of_a_closed_port_reports_refusals_and_exits_1() {
+    // A port the kernel just handed out and nobody listens on any more.
+    let port = std::net::TcpListener::bind(loopback())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = probe(vec![
+        format!("tcp://127.0.0.1:{port}"),
+        "--for".into(),
+        "1".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("connect_refused"), "{stdout}");
+    assert!(stdout.contains("summary: 0 connections"), "{stdout}");
+}

@@ -1,0 +1,248 @@
+//! Generation-checked handles: the one mechanism behind every object C
+//! holds (backoff, monitor, registry, client, server).
+//!
+//! C never sees a pointer into Rust memory. It gets a 64-bit value:
+//!
+//! ```text
+//!  63      56 55          32 31                0
+//! +----------+--------------+-------------------+
+//! |   kind   |  slot index  |    generation     |
+//! +----------+--------------+-------------------+
+//! ```
+//!
+//! resolved through a per-kind table. Freeing an object bumps its slot's
+//! generation, so the old value (a double free, a use after free, a copy
+//! kept somewhere) is answered with `TETHER_RESULT_STALE_HANDLE` and can
+//! never reach the object that reuses the slot. A value of another kind, or
+//! one that was never issued, is `TETHER_RESULT_INVALID_HANDLE`. Generations
+//! start at 1, so 0 is never issued and means "no object".
+//!
+//! Objects are held as `Arc`s: a call resolves the handle, clones the `Arc`
+//! and releases the table lock before doing its work, so a concurrent free
+//! only makes later calls stale; the object itself goes away when the last
+//! in-flight call returns.
+
+use crate::panic::fail;
+use crate::result::tether_result;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The object kinds, encoded in the top byte of a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Backoff = 1,
+    Monitor = 2,
+    Registry = 3,
+    Client = 4,
+    Server = 5,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Backoff => "tether_backoff",
+            Kind::Monitor => "tether_monitor",
+            Kind::Registry => "tether_registry",
+            Kind::Client => "tether_client",
+            Kind::Server => "tether_server",
+        }
+    }
+}
+
+const INDEX_BITS: u32 = 24;
+const MAX_SLOTS: usize = 1 << INDEX_BITS;
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<Arc<T>>,
+}
+
+struct Slots<T> {
+    entries: Vec<Slot<T>>,
+    /// Free slot indices, reused oldest first so that a freed handle's
+    /// generation stays unreused as long as possible.
+    free: VecDeque<u32>,
+}
+
+/// A table of live objects of one kind.
+pub(crate) struct HandleTable<T> {
+    kind: Kind,
+    slots: Mutex<Slots<T>>,
+}
+
+fn encode(kind: Kind, index: u32, generation: u32) -> u64 {
+    (u64::from(kind as u8) << 56) | (u64::from(index) << 32) | u64::from(generation)
+}
+
+impl<T> HandleTable<T> {
+    /// An empty table for objects of `kind`.
+    pub(crate) const fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            slots: Mutex::new(Slots {
+                entries: Vec::new(),
+                free: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots<T>> {
+        // A panic while holding the lock cannot leave the table half-updated
+        // (every update is a single assignment), so poisoning is ignored.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `value` and returns its handle; `Full` when 2^24 objects of
+    /// this kind are alive at once.
+    pub(crate) fn insert(&self, value: T) -> Result<u64, tether_result> {
+        let mut slots = self.lock();
+        let index = match slots.free.pop_front() {
+            Some(i) => i,
+            None if slots.entries.len() < MAX_SLOTS => {
+                slots.entries.push(Slot {
+                    generation: 1,
+                    value: None,
+                });
+                (slots.entries.len() - 1) as u32
+            }
+            None => {
+                return Err(fail(
+                    tether_result::Full,
+                    format!("too many live {} objects", self.kind.name()),
+                ))
+            }
+        };
+        let slot = &mut slots.entries[index as usize];
+        slot.value = Some(Arc::new(value));
+        Ok(encode(self.kind, index, slot.generation))
+    }
+
+    /// Splits `raw` into a slot index, checking the kind and range.
+    fn index_of(&self, slots: &Slots<T>, raw: u64) -> Result<(usize, u32), tether_result> {
+        let kind = (raw >> 56) as u8;
+        let index = ((raw >> 32) as u32 & (MAX_SLOTS as u32 - 1)) as usize;
+        let generation = raw as u32;
+        if raw == 0 || kind != self.kind as u8 || index >= slots.entries.len() || generation == 0 {
+            return Err(fail(
+                tether_result::InvalidHandle,
+                format!("{raw:#x} is not a {} handle", self.kind.name()),
+            ));
+        }
+        Ok((index, generation))
+    }
+
+    fn stale(&self) -> tether_result {
+        fail(
+            tether_result::StaleHandle,
+            format!(
+                "stale {} handle: the object was already freed",
+                self.kind.name()
+            ),
+        )
+    }
+
+    /// The live object named by `raw`.
+    pub(crate) fn get(&self, raw: u64) -> Result<Arc<T>, tether_result> {
+        let slots = self.lock();
+        let (index, generation) = self.index_of(&slots, raw)?;
+        let slot = &slots.entries[index];
+        match &slot.value {
+            Some(v) if slot.generation == generation => Ok(v.clone()),
+            _ => Err(self.stale()),
+        }
+    }
+
+    /// Removes the object named by `raw` and makes `raw` stale. `Ok(None)`
+    /// for 0 ("no object"); a second removal is `StaleHandle`.
+    pub(crate) fn remove(&self, raw: u64) -> Result<Option<Arc<T>>, tether_result> {
+        if raw == 0 {
+            return Ok(None);
+        }
+        let mut slots = self.lock();
+        let (index, generation) = self.index_of(&slots, raw)?;
+        let slot = &mut slots.entries[index];
+        if slot.generation != generation || slot.value.is_none() {
+            return Err(self.stale());
+        }
+        let value = slot.value.take();
+        slot.generation = match slot.generation.wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
+        slots.free.push_back(index as u32);
+        Ok(value)
+    }
+
+    /// Removes every object (process teardown).
+    pub(crate) fn drain(&self) -> Vec<Arc<T>> {
+        let mut slots = self.lock();
+        let mut all = Vec::new();
+        for index in 0..slots.entries.len() {
+            let slot = &mut slots.entries[index];
+            if let Some(v) = slot.value.take() {
+                slot.generation = match slot.generation.wrapping_add(1) {
+                    0 => 1,
+                    g => g,
+                };
+                all.push(v);
+                slots.free.push_back(index as u32);
+            }
+        }
+        all
+    }
+}
+
+impl<T> HandleTable<Mutex<T>> {
+    /// Runs `f` on the object named by `raw`, under its own lock.
+    pub(crate) fn with<R>(
+        &self,
+        raw: u64,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, tether_result> {
+        let obj = self.get(raw)?;
+        let mut guard = obj.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&mut guard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_remove_is_stale_and_reuse_keeps_old_handles_stale() {
+        let t: HandleTable<u32> = HandleTable::new(Kind::Backoff);
+        let a = t.insert(1).unwrap();
+        assert_ne!(a, 0);
+        assert_eq!(*t.get(a).unwrap(), 1);
+        assert_eq!(*t.remove(a).unwrap().unwrap(), 1);
+        assert_eq!(t.remove(a).unwrap_err(), tether_result::StaleHandle);
+        assert_eq!(t.get(a).unwrap_err(), tether_result::StaleHandle);
+        let b = t.insert(2).unwrap();
+        assert_eq!(b >> 32, a >> 32, "slot reused");
+        assert_ne!(a, b);
+        assert_eq!(t.get(a).unwrap_err(), tether_result::StaleHandle);
+        assert_eq!(*t.get(b).unwrap(), 2);
+        assert!(t.remove(0).unwrap().is_none());
+    }
+
+    #[test]
+    fn foreign_and_garbage_handles_are_invalid() {
+        let t: HandleTable<u32> = HandleTable::new(Kind::Backoff);
+        let u: HandleTable<u32> = HandleTable::new(Kind::Monitor);
+        let a = t.insert(1).unwrap();
+        let m = u.insert(1).unwrap();
+        assert_eq!(t.get(m).unwrap_err(), tether_result::InvalidHandle);
+        assert_eq!(u.get(a).unwrap_err(), tether_result::InvalidHandle);
+        assert_eq!(t.get(0).unwrap_err(), tether_result::InvalidHandle);
+        assert_eq!(
+            t.get(a + (7 << 32)).unwrap_err(),
+            tether_result::InvalidHandle
+        );
+        assert_eq!(
+            t.get(a & !0xffff_ffff).unwrap_err(),
+            tether_result::InvalidHandle
+        );
+    }
+}

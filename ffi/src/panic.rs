@@ -1,0 +1,88 @@
+//! The panic boundary around every exported function, and the per-thread
+//! detail message of the last failure.
+//!
+//! A Rust panic must never unwind into C (that aborts the process, or
+//! worse), so every `extern "C"` function runs its body through [`guard`]
+//! or [`guard_value`], which turn a panic into `TETHER_RESULT_PANIC`.
+
+use crate::ptr::text_out;
+use crate::result::tether_result;
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records `detail` as this thread's last error and returns `code`, for
+/// `Err(fail(..))`.
+pub(crate) fn fail(code: tether_result, detail: impl Into<String>) -> tether_result {
+    let detail = detail.into();
+    LAST_ERROR.with(|e| *e.borrow_mut() = detail);
+    code
+}
+
+fn set_default_detail(code: tether_result) {
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.is_empty() {
+            e.push_str(code.as_str());
+        }
+    });
+}
+
+/// Runs `body` inside the panic boundary. Clears the thread's last error
+/// first and, on failure, makes sure it describes the failure.
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), tether_result>) -> tether_result {
+    LAST_ERROR.with(|e| e.borrow_mut().clear());
+    let code = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return tether_result::Ok,
+        Ok(Err(code)) => code,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            fail(
+                tether_result::Panic,
+                format!("internal panic in tether: {what}"),
+            )
+        }
+    };
+    set_default_detail(code);
+    code
+}
+
+/// Runs `body` inside the panic boundary for functions that return a value
+/// rather than a `tether_result`; a panic yields `fallback`.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Writes the detail of the last failed tether call made *on this thread*
+/// into `buf` as a NUL-terminated string (e.g. which configuration field was
+/// rejected and why, or the OS error of a failed bind).
+///
+/// Every tether function clears the detail when it starts (except this one),
+/// so call it right after the failing call. When the last call succeeded
+/// the text is empty. `buf` is caller-owned and `len` its size in bytes. On
+/// `TETHER_RESULT_OK`, `*out_n` is the string length without the NUL. If
+/// `len` is too small, nothing is written to `buf`, `*out_n` is the size
+/// needed (with the NUL) and the result is `TETHER_RESULT_BUFFER_TOO_SMALL`.
+/// Errors: `TETHER_RESULT_NULL_ARGUMENT` if `buf` or `out_n` is NULL.
+#[no_mangle]
+pub extern "C" fn tether_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> tether_result {
+    guard_value(tether_result::Panic, || {
+        let detail = LAST_ERROR.with(|e| e.borrow().clone());
+        match text_out(&detail, buf, len, out_n) {
+            Ok(()) => tether_result::Ok,
+            Err(code) => code,
+        }
+    })
+}
