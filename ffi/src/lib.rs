@@ -37,6 +37,7 @@
 mod address;
 pub mod backoff;
 pub mod client;
+mod conn_id;
 mod delivery;
 pub mod event;
 mod handle;

@@ -1,6 +1,7 @@
 //! `tether_registry`: liveness for every connection of a C server that owns
 //! its epoll loop and sockets (scenario S4).
 
+use crate::conn_id::{conn_id, handle_error};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
 use crate::policy::tether_policy;
@@ -8,7 +9,7 @@ use crate::ptr::{arg, out, out_opt, slice_mut};
 use crate::result::tether_result;
 use crate::time::{duration_ms, instant, to_ms, wait_ms};
 use std::sync::Mutex;
-use tether_core::registry::{ConnId, Registry, RegistryEvent};
+use tether_core::registry::{Registry, RegistryEvent};
 use tether_core::DisconnectReason;
 
 /// The kinds of registry event.
@@ -78,20 +79,6 @@ pub struct tether_registry {
 
 static REGISTRIES: HandleTable<Mutex<Registry>> = HandleTable::new(Kind::Registry);
 
-fn conn_id(conn: u64) -> Result<ConnId, tether_result> {
-    if conn == 0 {
-        return Err(fail(
-            tether_result::InvalidHandle,
-            "connection id 0 means \"no connection\"",
-        ));
-    }
-    Ok(ConnId::from_u64(conn))
-}
-
-fn handle_error(e: tether_core::HandleError, conn: u64) -> tether_result {
-    let code = tether_result::from(e);
-    fail(code, format!("connection {conn:#x}: {e}"))
-}
 
 /// Creates a registry judging every connection by `*policy` (borrowed for
 /// the call), with `now_ms` as its start, and writes its handle to

@@ -5,6 +5,7 @@ use crate::address;
 use crate::backoff::config_error;
 use crate::delivery::{Delivery, Sink};
 use crate::event::{tether_event, tether_event_callback, OwnedEvent};
+use crate::conn_id::{conn_id, handle_error};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
 use crate::policy::tether_policy;
@@ -19,8 +20,6 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
-use tether_core::registry::ConnId;
-use tether_core::HandleError;
 use tether_transports::driver::{Server, ServerConfig, ServerEvent, ServerSendError};
 use tether_transports::tcp::{TcpAcceptor, TcpOptions};
 use tokio::task::JoinHandle;
@@ -217,19 +216,6 @@ pub extern "C" fn tether_server_local_port(
     })
 }
 
-fn conn_id(conn: u64) -> Result<ConnId, tether_result> {
-    if conn == 0 {
-        return Err(fail(
-            tether_result::InvalidHandle,
-            "connection id 0 means \"no connection\"",
-        ));
-    }
-    Ok(ConnId::from_u64(conn))
-}
-
-fn handle_error(e: HandleError, conn: u64) -> tether_result {
-    fail(tether_result::from(e), format!("connection {conn:#x}: {e}"))
-}
 
 /// Queues a copy of `data[0..len]` as one message to connection `conn` (an
 /// id from an `ACCEPTED` event). `data` is borrowed for the call and may be
