@@ -208,3 +208,55 @@ async fn client_messages_written_while_down_arrive_after_reconnect() {
     assert_eq!(got, (0..10).collect::<Vec<u8>>());
     client.close();
 }
+
+#[tokio::test]
+async fn close_is_prompt_while_a_write_is_stuck() {
+    // The server accepts and never reads: our writes fill the socket
+    // buffers and block. Closing must not wait for the (long) bound.
+    let (listener, port) = silent_server().await;
+    let mut config = fast_client();
+    config.heartbeat = tether_core::liveness::HeartbeatConfig::new(
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        1,
+    );
+    let mut client = Client::spawn(
+        TcpConnector::new("127.0.0.1", port, TcpOptions::default()),
+        config,
+    )
+    .unwrap();
+    let (_stuck, _) = listener.accept().await.unwrap();
+    let mut seen = vec![];
+    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+        matches!(e, Lifecycle::Connected { .. })
+    })
+    .await;
+    let handle = client.handle();
+    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+    // Far more than the kernel buffers hold.
+    for _ in 0..256 {
+        if handle.try_send(chunk.clone()).is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let closing = Instant::now();
+    client.close();
+    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+        matches!(e, Lifecycle::Closed)
+    })
+    .await;
+    assert!(closing.elapsed() < Duration::from_secs(5));
+    let lost: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, Lifecycle::Disconnected { .. }))
+        .collect();
+    assert_eq!(
+        lost,
+        vec![&Lifecycle::Disconnected {
+            generation: 1,
+            reason: DisconnectReason::ClosedLocally
+        }]
+    );
+}

@@ -352,23 +352,8 @@ where
     /// Writes every pending message with one flush; a message leaves the
     /// queue only once the flush carrying it succeeded.
     async fn flush_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let Some((_, link)) = self.link.as_mut() else {
-            return;
-        };
-        let pending = &self.pending;
-        let batch = async move {
-            for msg in pending {
-                link.feed(Frame::Data(msg.clone())).await?;
-            }
-            link.flush().await
-        };
-        match tokio::time::timeout(self.write_timeout, batch).await {
-            Ok(Ok(())) => self.pending.clear(),
-            Ok(Err(reason)) => self.lose_link(reason),
-            Err(_) => self.lose_link(DisconnectReason::Timeout),
+        if !self.pending.is_empty() {
+            self.transmit(None).await;
         }
     }
 
@@ -394,17 +379,52 @@ where
 
     /// Writes one frame on the live link; on failure the link is lost.
     async fn write(&mut self, frame: Frame) -> bool {
+        self.transmit(Some(frame)).await
+    }
+
+    /// Writes `frame`, or with `None` every pending message, then flushes.
+    /// The write is bounded by the write timeout (a peer that stopped
+    /// reading is as dead as a silent one) and abandoned at once when the
+    /// application closes the client meanwhile. On failure the link is lost.
+    async fn transmit(&mut self, frame: Option<Frame>) -> bool {
         let Some((_, link)) = self.link.as_mut() else {
             return false;
         };
-        match tokio::time::timeout(self.write_timeout, link.send(frame)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(reason)) => {
+        let data = frame.is_none();
+        let pending = &self.pending;
+        let io = async move {
+            match frame {
+                Some(frame) => link.feed(frame).await?,
+                None => {
+                    for msg in pending {
+                        link.feed(Frame::Data(msg.clone())).await?;
+                    }
+                }
+            }
+            link.flush().await
+        };
+        let outcome = tokio::select! {
+            written = tokio::time::timeout(self.write_timeout, io) => match written {
+                Ok(result) => result.map_err(Some),
+                Err(_) => Err(Some(DisconnectReason::Timeout)),
+            },
+            control = self.control_rx.recv() => match control {
+                Some(Control::Close) | None => Err(None),
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                if data {
+                    self.pending.clear();
+                }
+                true
+            }
+            Err(Some(reason)) => {
                 self.lose_link(reason);
                 false
             }
-            Err(_) => {
-                self.lose_link(DisconnectReason::Timeout);
+            Err(None) => {
+                self.supervisor.handle_close(now());
                 false
             }
         }
