@@ -103,6 +103,11 @@ enum tether_result
    * The operation is not available on this platform.
    */
   TETHER_RESULT_NOT_SUPPORTED = 15,
+  /**
+   * The message is larger than the transport carries; it was not queued
+   * and the connection is unaffected.
+   */
+  TETHER_RESULT_MESSAGE_TOO_LARGE = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

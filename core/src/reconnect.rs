@@ -53,6 +53,13 @@ pub trait Reconnect: Send + Sync + 'static {
 
     /// A human-readable name of the peer, e.g. `tcp://127.0.0.1:7000`.
     fn peer(&self) -> String;
+
+    /// The largest application message this transport carries, in bytes;
+    /// larger messages are refused when queued instead of failing the
+    /// connection over and over. `None`: no limit of its own.
+    fn max_message(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[async_trait]
@@ -65,5 +72,9 @@ impl<C: Send + 'static> Reconnect for Box<dyn Reconnect<Conn = C>> {
 
     fn peer(&self) -> String {
         (**self).peer()
+    }
+
+    fn max_message(&self) -> Option<usize> {
+        (**self).max_message()
     }
 }

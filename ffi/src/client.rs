@@ -6,7 +6,7 @@ use crate::backoff::{config_error, tether_backoff_config};
 use crate::delivery::{Delivery, Sink};
 use crate::event::{tether_event, tether_event_callback, OwnedEvent};
 use crate::handle::{HandleTable, Kind};
-use crate::panic::guard;
+use crate::panic::{fail, guard};
 use crate::ptr::{bytes, out, text};
 use crate::result::tether_result;
 use crate::runtime::runtime;
@@ -203,6 +203,10 @@ pub extern "C" fn tether_client_send(
             .map_err(|e| match e {
                 SendError::Full => tether_result::Full,
                 SendError::Closed => tether_result::Closed,
+                SendError::TooLarge { len, max } => fail(
+                    tether_result::MessageTooLarge,
+                    format!("message of {len} bytes exceeds the transport's maximum of {max}"),
+                ),
             })
     })
 }

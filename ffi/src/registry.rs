@@ -79,7 +79,6 @@ pub struct tether_registry {
 
 static REGISTRIES: HandleTable<Mutex<Registry>> = HandleTable::new(Kind::Registry);
 
-
 /// Creates a registry judging every connection by `*policy` (borrowed for
 /// the call), with `now_ms` as its start, and writes its handle to
 /// `*out_registry`. The caller owns the handle; release it with

@@ -47,6 +47,9 @@ pub enum tether_result {
     WrongMode = 14,
     /// The operation is not available on this platform.
     NotSupported = 15,
+    /// The message is larger than the transport carries; it was not queued
+    /// and the connection is unaffected.
+    MessageTooLarge = 16,
 }
 
 impl tether_result {
@@ -74,13 +77,14 @@ impl tether_result {
             Self::GaveUp => c"gave up: the backoff's limits are reached",
             Self::WrongMode => c"not available in this object's delivery mode",
             Self::NotSupported => c"not supported on this platform",
+            Self::MessageTooLarge => c"message larger than the transport carries",
         }
     }
 
     /// The code for a raw number, if it names one.
     pub fn from_u32(v: u32) -> Option<Self> {
         use tether_result as R;
-        const ALL: [tether_result; 16] = [
+        const ALL: [tether_result; 17] = [
             R::Ok,
             R::NullArgument,
             R::InvalidArgument,
@@ -97,6 +101,7 @@ impl tether_result {
             R::GaveUp,
             R::WrongMode,
             R::NotSupported,
+            R::MessageTooLarge,
         ];
         ALL.into_iter().find(|r| *r as u32 == v)
     }

@@ -3,9 +3,9 @@
 
 use crate::address;
 use crate::backoff::config_error;
+use crate::conn_id::{conn_id, handle_error};
 use crate::delivery::{Delivery, Sink};
 use crate::event::{tether_event, tether_event_callback, OwnedEvent};
-use crate::conn_id::{conn_id, handle_error};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
 use crate::policy::tether_policy;
@@ -216,7 +216,6 @@ pub extern "C" fn tether_server_local_port(
     })
 }
 
-
 /// Queues a copy of `data[0..len]` as one message to connection `conn` (an
 /// id from an `ACCEPTED` event). `data` is borrowed for the call and may be
 /// NULL when `len` is 0. Never blocks.
@@ -239,6 +238,10 @@ pub extern "C" fn tether_server_send(
                 .map_err(|e| match e {
                     ServerSendError::Full => tether_result::Full,
                     ServerSendError::Handle(h) => handle_error(h, conn),
+                    ServerSendError::TooLarge { len, max } => fail(
+                        tether_result::MessageTooLarge,
+                        format!("message of {len} bytes exceeds the transport's maximum of {max}"),
+                    ),
                 })
         })
     })

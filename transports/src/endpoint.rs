@@ -66,6 +66,10 @@ pub enum EndpointError {
     /// No port, or not a number in 0..=65535.
     #[error("address {0:?} has no valid port (0..=65535)")]
     BadPort(String),
+    /// The transport's options are invalid, e.g. a certificate file that
+    /// cannot be read (the message names the option or path).
+    #[error("invalid {0} options: {1}")]
+    BadOptions(&'static str, String),
 }
 
 impl FromStr for Endpoint {
@@ -161,6 +165,10 @@ impl Acceptor for BoxAcceptor {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         (**self).local_addr()
     }
+
+    fn max_message(&self) -> Option<usize> {
+        (**self).max_message()
+    }
 }
 
 /// Transport settings for [`connector`] and [`acceptor`]; each transport
@@ -170,6 +178,21 @@ pub struct TransportOptions {
     /// TCP socket options (also used under TLS).
     #[cfg(feature = "tcp")]
     pub tcp: crate::tcp::TcpOptions,
+    /// TLS client settings for `tls://` connectors.
+    #[cfg(feature = "tls")]
+    pub tls_client: crate::tls::TlsClientOptions,
+    /// TLS server settings for `tls://` acceptors.
+    #[cfg(feature = "tls")]
+    pub tls_server: crate::tls::TlsServerOptions,
+    /// QUIC client settings for `quic://` connectors.
+    #[cfg(feature = "quic")]
+    pub quic_client: crate::quic::QuicClientOptions,
+    /// QUIC server settings for `quic://` acceptors.
+    #[cfg(feature = "quic")]
+    pub quic_server: crate::quic::QuicServerOptions,
+    /// UDP settings (PSK and more) for `udp://`, both sides.
+    #[cfg(feature = "udp")]
+    pub udp: crate::udp::UdpOptions,
 }
 
 /// A dialer for `endpoint`.
@@ -185,6 +208,31 @@ pub fn connector(
             endpoint.port,
             options.tcp,
         ))),
+        #[cfg(feature = "tls")]
+        Scheme::Tls => crate::tls::TlsConnector::new(
+            endpoint.host.clone(),
+            endpoint.port,
+            options.tcp,
+            &options.tls_client,
+        )
+        .map(|c| Box::new(c) as BoxConnector)
+        .map_err(|e| EndpointError::BadOptions("tls", e.to_string())),
+        #[cfg(feature = "quic")]
+        Scheme::Quic => crate::quic::QuicConnector::new(
+            endpoint.host.clone(),
+            endpoint.port,
+            &options.quic_client,
+        )
+        .map(|c| Box::new(c) as BoxConnector)
+        .map_err(|e| EndpointError::BadOptions("quic", e.to_string())),
+        #[cfg(feature = "udp")]
+        Scheme::Udp => {
+            crate::udp::UdpConnector::new(endpoint.host.clone(), endpoint.port, options.udp.clone())
+                .map(|c| Box::new(c) as BoxConnector)
+                .map_err(|e| EndpointError::BadOptions("udp", e.to_string()))
+        }
+        // Unreachable when every transport is compiled in.
+        #[allow(unreachable_patterns)]
         other => Err(EndpointError::NotEnabled(other.as_str())),
     }
 }
@@ -202,6 +250,29 @@ pub async fn acceptor(endpoint: &Endpoint, options: &TransportOptions) -> io::Re
                 crate::tcp::TcpAcceptor::bind(addr, options.tcp).await?,
             ))
         }
+        #[cfg(feature = "tls")]
+        Scheme::Tls => {
+            let addr = endpoint.listen_addr().map_err(invalid)?;
+            Ok(Box::new(
+                crate::tls::TlsAcceptor::bind(addr, options.tcp, &options.tls_server).await?,
+            ))
+        }
+        #[cfg(feature = "quic")]
+        Scheme::Quic => {
+            let addr = endpoint.listen_addr().map_err(invalid)?;
+            Ok(Box::new(
+                crate::quic::QuicAcceptor::bind(addr, &options.quic_server).await?,
+            ))
+        }
+        #[cfg(feature = "udp")]
+        Scheme::Udp => {
+            let addr = endpoint.listen_addr().map_err(invalid)?;
+            Ok(Box::new(
+                crate::udp::UdpAcceptor::bind(addr, options.udp.clone()).await?,
+            ))
+        }
+        // Unreachable when every transport is compiled in.
+        #[allow(unreachable_patterns)]
         other => Err(invalid(EndpointError::NotEnabled(other.as_str()))),
     }
 }

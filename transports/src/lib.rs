@@ -11,9 +11,15 @@ pub mod endpoint;
 #[cfg(feature = "fault")]
 pub mod fault;
 pub mod link;
+#[cfg(feature = "quic")]
+pub mod quic;
 pub mod stream;
 #[cfg(feature = "tcp")]
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "udp")]
+pub mod udp;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use link::{BoxLink, Link};

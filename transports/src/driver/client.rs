@@ -68,6 +68,14 @@ pub enum SendError {
     /// The pending buffer is full (only from `try_send`).
     #[error("the send buffer is full")]
     Full,
+    /// The message is larger than the transport carries.
+    #[error("message of {len} bytes exceeds the transport's maximum of {max}")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The transport's maximum message length.
+        max: usize,
+    },
 }
 
 enum Control {
@@ -79,16 +87,34 @@ enum Control {
 pub struct ClientHandle {
     data: mpsc::Sender<Bytes>,
     control: mpsc::UnboundedSender<Control>,
+    max_message: usize,
 }
 
 impl ClientHandle {
+    fn check_size(&self, msg: &Bytes) -> Result<(), SendError> {
+        if msg.len() > self.max_message {
+            return Err(SendError::TooLarge {
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
     /// Queues `msg`, waiting while the buffer is full.
     pub async fn send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.check_size(&msg)?;
         self.data.send(msg).await.map_err(|_| SendError::Closed)
+    }
+
+    /// The largest message the transport carries, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
     }
 
     /// Queues `msg` without waiting.
     pub fn try_send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.check_size(&msg)?;
         self.data.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -97,6 +123,7 @@ impl ClientHandle {
 
     /// Queues `msg` from a thread outside the runtime, waiting while full.
     pub fn blocking_send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.check_size(&msg)?;
         self.data.blocking_send(msg).map_err(|_| SendError::Closed)
     }
 
@@ -153,6 +180,7 @@ impl Client {
         // A write that cannot complete within the detection bound means the
         // peer stopped reading: the same verdict the heartbeat would reach.
         let write_timeout = config.heartbeat.detection_bound();
+        let max_message = connector.max_message().unwrap_or(usize::MAX);
         let driver = Driver {
             connector: Arc::new(connector),
             supervisor: Supervisor::new(backoff),
@@ -172,6 +200,7 @@ impl Client {
             handle: ClientHandle {
                 data: data_tx,
                 control: control_tx,
+                max_message,
             },
             events: events_rx,
         })

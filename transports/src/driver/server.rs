@@ -27,6 +27,11 @@ pub trait Acceptor: Send + 'static {
     async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)>;
     /// The bound address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The largest application message the transport carries, in bytes
+    /// (`None`: no limit of its own).
+    fn max_message(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Settings of a supervised server.
@@ -95,6 +100,14 @@ pub enum ServerSendError {
     /// The connection's send queue is full.
     #[error("the connection's send queue is full")]
     Full,
+    /// The message is larger than the transport carries.
+    #[error("message of {len} bytes exceeds the transport's maximum of {max}")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The transport's maximum message length.
+        max: usize,
+    },
 }
 
 struct Conn {
@@ -143,6 +156,7 @@ pub struct Server {
     conns: Conns,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     local_addr: SocketAddr,
+    max_message: usize,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -160,6 +174,7 @@ impl Server {
     /// tokio runtime.
     pub fn spawn<A: Acceptor>(acceptor: A, config: ServerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let max_message = acceptor.max_message().unwrap_or(usize::MAX);
         let local_addr = acceptor
             .local_addr()
             .map_err(|e| ConfigError::new("server.listen", e.to_string()))?;
@@ -183,6 +198,7 @@ impl Server {
             conns,
             events: events_rx,
             local_addr,
+            max_message,
             shutdown,
             tasks: vec![accept_task, hub_task],
         })
@@ -203,8 +219,24 @@ impl Server {
         self.events.try_recv().ok()
     }
 
+    fn check_size(&self, data: &Bytes) -> Result<(), ServerSendError> {
+        if data.len() > self.max_message {
+            return Err(ServerSendError::TooLarge {
+                len: data.len(),
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
+    /// The largest message the transport carries, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
     /// Queues `data` for connection `id`, waiting while its queue is full.
     pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        self.check_size(&data)?;
         // The common case (room in the queue) needs no clone of the sender.
         let (tx, frame) = {
             let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
@@ -225,6 +257,7 @@ impl Server {
 
     /// Queues `data` for connection `id` without waiting.
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        self.check_size(&data)?;
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         match conns.get(&id) {
             Some(conn) if conn.reason.get().is_none() => {

@@ -67,6 +67,10 @@ impl Reconnect for TcpConnector {
         Ok(Box::new(TcpLink::new(stream, self.max_frame, self.peer())))
     }
 
+    fn max_message(&self) -> Option<usize> {
+        Some(self.max_frame)
+    }
+
     fn peer(&self) -> String {
         if self.host.contains(':') {
             format!("tcp://[{}]:{}", self.host, self.port)

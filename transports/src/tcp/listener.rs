@@ -55,4 +55,8 @@ impl Acceptor for TcpAcceptor {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+
+    fn max_message(&self) -> Option<usize> {
+        Some(self.max_frame)
+    }
 }
