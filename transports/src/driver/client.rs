@@ -261,8 +261,10 @@ where
             }
             let liveness = self.link.as_ref().and(self.monitor.poll_timeout());
             let deadline = earliest(self.supervisor.poll_timeout(), liveness);
-            let take_data =
-                self.data_open && (self.link.is_some() || self.pending.len() < self.max_pending);
+            // While disconnected, messages wait in the channel (which holds
+            // exactly `max_pending`); the driver's own queue only keeps a
+            // batch whose write failed, to resend it first.
+            let take_data = self.data_open && self.link.is_some();
             tokio::select! {
                 biased;
                 control = self.control_rx.recv() => match control {

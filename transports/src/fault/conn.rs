@@ -6,11 +6,13 @@
 //! no implicit shutdown (as done by dropping a tokio write half) can slip a
 //! FIN in front of a deliberate RST.
 
-use super::mode::{Direction, Fault, Kill, Mode};
+use super::lane::{next_wake, sleep_until, Admit, Lane};
+use super::mode::{Direction, Kill, Mode};
 use super::stats::Counters;
-use bytes::{Buf, Bytes};
+use super::switch::Switch;
+use bytes::Bytes;
 use socket2::SockRef;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,35 +24,20 @@ use tokio::time::Instant;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// After an orderly close, how long to drain the peers before dropping.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Bytes held per direction (delay queue) before reading pauses.
-const MAX_QUEUED: usize = 256 * 1024;
 /// Read buffer per connection.
 const READ_BUF: usize = 16 * 1024;
 
 /// State shared by the proxy handle, its accept loop and its connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub mode: watch::Sender<Mode>,
-    pub upstream: Mutex<SocketAddr>,
+    pub switch: Switch,
     pub conns: Mutex<HashMap<u64, oneshot::Sender<Kill>>>,
     pub counters: Counters,
-    pub seed: Mutex<Option<u64>>,
 }
 
 impl Shared {
     pub fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Kill>>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn upstream(&self) -> SocketAddr {
-        *self.upstream.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn rng(&self, id: u64) -> fastrand::Rng {
-        match *self.seed.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(seed) => fastrand::Rng::with_seed(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            None => fastrand::Rng::new(),
-        }
     }
 }
 
@@ -85,7 +72,7 @@ pub(crate) async fn run(
     mut kill: oneshot::Receiver<Kill>,
 ) {
     let shared = &registration.shared;
-    let mut mode = shared.mode.subscribe();
+    let mut mode = shared.switch.mode.subscribe();
     let _ = down.set_nodelay(true);
 
     // Parked: as if the handshake had not got through yet.
@@ -97,7 +84,7 @@ pub(crate) async fn run(
         }
     }
 
-    let addr = shared.upstream();
+    let addr = shared.switch.upstream();
     let up = tokio::select! {
         biased;
         k = &mut kill => return end(k.ok(), &down, None).await,
@@ -111,7 +98,7 @@ pub(crate) async fn run(
 
     let pump = Pump {
         counters: &shared.counters,
-        rng: shared.rng(registration.id),
+        rng: shared.switch.rng(registration.id),
         buf: vec![0; READ_BUF].into_boxed_slice(),
     };
     pump.run(&down, &up, &mut mode, &mut kill).await;
@@ -186,13 +173,10 @@ enum End {
     Reset,
 }
 
-/// One direction: bytes read from its source, waiting for their delivery
-/// time, and how the source ended.
+/// One direction: the shaped bytes read from its source, and how the
+/// source ended.
 struct Pipe {
-    dir: Direction,
-    queue: VecDeque<(Instant, Bytes)>,
-    queued: usize,
-    last_due: Option<Instant>,
+    lane: Lane,
     end: Option<End>,
     end_sent: bool,
 }
@@ -200,24 +184,14 @@ struct Pipe {
 impl Pipe {
     fn new(dir: Direction) -> Self {
         Self {
-            dir,
-            queue: VecDeque::new(),
-            queued: 0,
-            last_due: None,
+            lane: Lane::new(dir),
             end: None,
             end_sent: false,
         }
     }
 
     fn can_read(&self, mode: Mode) -> bool {
-        !mode.paused && self.end.is_none() && self.queued < MAX_QUEUED
-    }
-
-    fn next_due(&self, mode: Mode) -> Option<Instant> {
-        if mode.paused {
-            return None;
-        }
-        self.queue.front().map(|(due, _)| *due)
+        !mode.paused && self.end.is_none() && !self.lane.is_full()
     }
 }
 
@@ -240,15 +214,11 @@ impl Pump<'_> {
         loop {
             let mode = *mode_rx.borrow_and_update();
             for pipe in [&mut c2s, &mut s2c] {
-                if mode.fault.drops(pipe.dir) && !pipe.queue.is_empty() {
-                    // Bytes still in flight when the path broke are lost too.
-                    Counters::add(&self.counters.bytes_dropped, pipe.queued as u64);
-                    pipe.queue.clear();
-                    pipe.queued = 0;
-                }
+                let (_, bytes) = pipe.lane.purge(mode);
+                Counters::add(&self.counters.bytes_dropped, bytes as u64);
             }
             for (pipe, dest) in [(&mut c2s, up), (&mut s2c, down)] {
-                if pipe.end_sent || !pipe.queue.is_empty() || mode.holds(pipe.dir) {
+                if pipe.end_sent || !pipe.lane.is_empty() || mode.holds(pipe.lane.dir) {
                     continue;
                 }
                 match pipe.end {
@@ -265,23 +235,19 @@ impl Pump<'_> {
             }
 
             let now = Instant::now();
-            let due_c2s = c2s.next_due(mode);
-            let due_s2c = s2c.next_due(mode);
-            let wake = [due_c2s, due_s2c]
-                .into_iter()
-                .flatten()
-                .filter(|d| *d > now)
-                .min();
+            let due_c2s = c2s.lane.next_due(mode);
+            let due_s2c = s2c.lane.next_due(mode);
+            let wake = next_wake(now, [due_c2s, due_s2c]);
             tokio::select! {
                 biased;
                 k = &mut *kill => return end(k.ok(), down, Some(up)).await,
                 changed = mode_rx.changed() => if changed.is_err() { return },
                 r = down.readable(), if c2s.can_read(mode) => match r {
-                    Ok(()) => self.read(&mut c2s, down, mode.fault),
+                    Ok(()) => self.read(&mut c2s, down, mode),
                     Err(_) => c2s.end = Some(End::Reset),
                 },
                 r = up.readable(), if s2c.can_read(mode) => match r {
-                    Ok(()) => self.read(&mut s2c, up, mode.fault),
+                    Ok(()) => self.read(&mut s2c, up, mode),
                     Err(_) => s2c.end = Some(End::Reset),
                 },
                 r = up.writable(), if due_c2s.is_some_and(|d| d <= now) => {
@@ -299,7 +265,7 @@ impl Pump<'_> {
         }
     }
 
-    fn read(&mut self, pipe: &mut Pipe, src: &TcpStream, fault: Fault) {
+    fn read(&mut self, pipe: &mut Pipe, src: &TcpStream, mode: Mode) {
         let n = match src.try_read(&mut self.buf) {
             Ok(0) => {
                 pipe.end = Some(End::Fin);
@@ -312,60 +278,31 @@ impl Pump<'_> {
                 return;
             }
         };
-        if fault.drops(pipe.dir) {
+        let chunk = Bytes::copy_from_slice(&self.buf[..n]);
+        // A byte stream has no loss: the mode's loss knob is UDP's alone and
+        // never set on a TCP proxy.
+        if pipe.lane.admit(mode, &mut self.rng, Instant::now(), chunk) == Admit::Dropped {
             Counters::add(&self.counters.bytes_dropped, n as u64);
-            return;
         }
-        let now = Instant::now();
-        let mut due = match fault {
-            Fault::Delay { base, jitter } => {
-                let extra = jitter.mul_f64(self.rng.f64());
-                now.checked_add(base.saturating_add(extra))
-                    .unwrap_or(now + Duration::from_secs(86_400))
-            }
-            _ => now,
-        };
-        // Order is kept: a chunk is never due before the one read earlier.
-        if let Some(last) = pipe.last_due {
-            due = due.max(last);
-        }
-        pipe.last_due = Some(due);
-        pipe.queued += n;
-        pipe.queue
-            .push_back((due, Bytes::copy_from_slice(&self.buf[..n])));
     }
 
     /// Writes every due chunk the socket takes now; false if `dest` failed.
     fn write(&mut self, pipe: &mut Pipe, dest: &TcpStream) -> bool {
         let now = Instant::now();
-        let counter = match pipe.dir {
+        let counter = match pipe.lane.dir {
             Direction::Upstream => &self.counters.bytes_upstream,
             Direction::Downstream => &self.counters.bytes_downstream,
         };
-        while let Some((due, chunk)) = pipe.queue.front_mut() {
-            if *due > now {
-                break;
-            }
+        while let Some(chunk) = pipe.lane.due_front(now) {
             match dest.try_write(chunk) {
                 Ok(n) => {
                     Counters::add(counter, n as u64);
-                    pipe.queued -= n;
-                    chunk.advance(n);
-                    if chunk.is_empty() {
-                        pipe.queue.pop_front();
-                    }
+                    pipe.lane.consume(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => return false,
             }
         }
         true
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

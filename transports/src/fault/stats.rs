@@ -1,4 +1,4 @@
-//! Counters of a fault proxy.
+//! Counters of the fault proxies.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -51,6 +51,52 @@ impl Counters {
             bytes_upstream: self.bytes_upstream.load(Relaxed),
             bytes_downstream: self.bytes_downstream.load(Relaxed),
             bytes_dropped: self.bytes_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of a [`UdpFaultProxy`](super::UdpFaultProxy)'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct UdpFaultStats {
+    /// Client mappings created since the proxy started (one per client
+    /// address, again after [`forget_clients`](super::UdpFaultProxy::forget_clients)).
+    pub clients: u64,
+    /// Client mappings in force now.
+    pub active: u64,
+    /// Mappings ended by [`forget_clients`](super::UdpFaultProxy::forget_clients).
+    pub forgotten: u64,
+    /// Datagrams delivered from clients to the upstream.
+    pub datagrams_upstream: u64,
+    /// Datagrams delivered from the upstream to clients.
+    pub datagrams_downstream: u64,
+    /// Datagrams dropped: black hole, cut, loss, a full pause buffer, a
+    /// send the kernel refused, or a reply to a forgotten mapping.
+    pub datagrams_dropped: u64,
+    /// Clients whose upstream socket could not be opened.
+    pub upstream_failures: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct UdpCounters {
+    pub clients: AtomicU64,
+    pub forgotten: AtomicU64,
+    pub datagrams_upstream: AtomicU64,
+    pub datagrams_downstream: AtomicU64,
+    pub datagrams_dropped: AtomicU64,
+    pub upstream_failures: AtomicU64,
+}
+
+impl UdpCounters {
+    pub fn snapshot(&self, active: usize) -> UdpFaultStats {
+        UdpFaultStats {
+            clients: self.clients.load(Relaxed),
+            active: active as u64,
+            forgotten: self.forgotten.load(Relaxed),
+            datagrams_upstream: self.datagrams_upstream.load(Relaxed),
+            datagrams_downstream: self.datagrams_downstream.load(Relaxed),
+            datagrams_dropped: self.datagrams_dropped.load(Relaxed),
+            upstream_failures: self.upstream_failures.load(Relaxed),
         }
     }
 }

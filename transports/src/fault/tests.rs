@@ -3,16 +3,18 @@
 
 use super::*;
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 /// How long "nothing arrives" is watched for.
-const SILENCE: Duration = Duration::from_millis(150);
+pub(super) const SILENCE: Duration = Duration::from_millis(150);
 /// Upper bound for anything that should happen promptly.
-const SOON: Duration = Duration::from_secs(5);
+pub(super) const SOON: Duration = Duration::from_secs(5);
 
 /// An upstream that hands every accepted socket to the test.
 struct Upstream {
@@ -76,7 +78,8 @@ async fn read_result(sock: &mut TcpStream) -> std::io::Result<usize> {
         .expect("neither data nor an end arrived")
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` until it holds; fails after [`SOON`].
+pub(super) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < SOON, "timed out waiting for {what}");

@@ -1,0 +1,73 @@
+"""The ctypes structs mirror include/tether.h: a C program compiled against
+the header prints every struct's size and field offsets, and ctypes must
+agree, field for field."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tether import _ffi
+
+HEADER_DIR = Path(__file__).resolve().parents[3] / "include"
+
+STRUCTS = [
+    _ffi.tether_backoff_config,
+    _ffi.tether_tcp_options,
+    _ffi.tether_client_config,
+    _ffi.tether_event,
+    _ffi.tether_policy,
+    _ffi.tether_liveness_action,
+    _ffi.tether_registry_event,
+    _ffi.tether_server_config,
+    _ffi.tether_backoff,
+    _ffi.tether_monitor,
+    _ffi.tether_registry,
+    _ffi.tether_client,
+    _ffi.tether_server,
+]
+
+
+def c_program() -> str:
+    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "tether.h"', "int main(void) {"]
+    for s in STRUCTS:
+        name = s.__name__
+        lines.append(f'printf("{name} size %zu\\n", sizeof(struct {name}));')
+        for field in (f[0] for f in s._fields_):
+            lines.append(f'printf("{name}.{field} %zu\\n", offsetof(struct {name}, {field}));')
+    lines += ["return 0;", "}"]
+    return "\n".join(lines)
+
+
+def ctypes_layout() -> list[str]:
+    out = []
+    for s in STRUCTS:
+        out.append(f"{s.__name__} size {ctypes.sizeof(s)}")
+        for field in (f[0] for f in s._fields_):
+            out.append(f"{s.__name__}.{field} {getattr(s, field).offset}")
+    return out
+
+
+def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None or not (HEADER_DIR / "tether.h").is_file():
+        pytest.skip("needs a C compiler and the workspace's include/tether.h")
+    src = tmp_path / "layout.c"
+    src.write_text(c_program())
+    exe = tmp_path / "layout"
+    subprocess.run([cc, "-Wall", "-Werror", f"-I{HEADER_DIR}", "-o", str(exe), str(src)], check=True)
+    c_side = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
+    assert [line for line in c_side if line] == ctypes_layout()
+
+
+def test_every_header_function_used_is_declared() -> None:
+    lib = _ffi.lib()
+    for name, (restype, argtypes) in _ffi._PROTOTYPES.items():
+        fn = getattr(lib, name)
+        assert fn.restype is restype and fn.argtypes == argtypes, name
+        if (HEADER_DIR / "tether.h").is_file():
+            assert f"{name}(" in (HEADER_DIR / "tether.h").read_text(), name

@@ -1,0 +1,134 @@
+"""The managed client (``tether_client_*``): a supervised connection on
+tether's runtime that reconnects with backoff and reports every lifecycle
+step exactly once."""
+
+from __future__ import annotations
+
+from ctypes import byref
+from dataclasses import dataclass
+from typing import Any
+
+from . import _config, _ffi, _units
+from ._managed import EventCallback, Managed, as_bytes_pointer
+from .backoff import BackoffConfig
+from .errors import Result, check, raise_last
+from .events import Event, EventKind
+from .sockets import TcpOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """``tether_client_config``, durations in seconds. Start from
+    :meth:`default` and change fields with :meth:`replace`."""
+
+    #: Application heartbeat: ping after this much silence (> 0).
+    heartbeat_interval: float
+    #: Application heartbeat: how long a ping waits for any traffic.
+    heartbeat_timeout: float
+    #: Application heartbeat: unanswered pings that mean dead (1..=255).
+    heartbeat_max_missed: int
+    #: Waiting between connection attempts.
+    backoff: BackoffConfig
+    #: Messages kept while disconnected (>= 1); :meth:`Client.send` raises
+    #: :class:`~tether.FullError` beyond it.
+    max_pending: int
+    #: Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each connection.
+    tcp: TcpOptions
+
+    @classmethod
+    def default(cls) -> ClientConfig:
+        """Heartbeat 15 s / 10 s / 2 misses, the default backoff, 1024
+        pending messages, tether's TCP options."""
+        c = _ffi.tether_client_config()
+        check(_ffi.lib().tether_client_config_default(byref(c)))
+        return cls(
+            heartbeat_interval=_units.seconds(c.heartbeat_interval_ms),
+            heartbeat_timeout=_units.seconds(c.heartbeat_timeout_ms),
+            heartbeat_max_missed=c.heartbeat_max_missed,
+            backoff=BackoffConfig._from_c(c.backoff),
+            max_pending=c.max_pending,
+            tcp=TcpOptions._from_c(c.tcp),
+        )
+
+    def replace(self, **changes: Any) -> ClientConfig:
+        """A copy with ``changes``; ``backoff`` and ``tcp`` also take a
+        mapping of their own fields to change, e.g.
+        ``backoff={"initial": 0.05, "jitter": "none"}``."""
+        return _config.replace(self, changes)
+
+    def _to_c(self) -> _ffi.tether_client_config:
+        c = _ffi.tether_client_config()
+        c.heartbeat_interval_ms = _units.ms("heartbeat_interval", self.heartbeat_interval)
+        c.heartbeat_timeout_ms = _units.ms("heartbeat_timeout", self.heartbeat_timeout)
+        c.heartbeat_max_missed = _units.count("heartbeat_max_missed", self.heartbeat_max_missed)
+        c.backoff = self.backoff._to_c()
+        c.max_pending = _units.count("max_pending", self.max_pending, 2**63 - 1)
+        c.tcp = self.tcp._to_c()
+        return c
+
+
+class Client(Managed):
+    """A supervised connection to ``url`` (``"tcp://host:port"``, IPv6 as
+    ``"tcp://[::1]:port"``; the name is resolved again on every attempt). It
+    starts connecting at once.
+
+    ``Client(url, **changes)`` starts from :meth:`ClientConfig.default`;
+    pass ``config=`` to start from another :class:`ClientConfig`. Events are
+    polled (:meth:`poll_event`, :meth:`events`, :meth:`aevents`,
+    :meth:`fileno`) unless ``on_event`` is given (callback mode, see
+    :mod:`tether._managed`).
+
+    Raises :class:`~tether.InvalidAddressError` (unparsable, port 0),
+    :class:`~tether.NotSupportedError` (a scheme other than ``tcp://``),
+    :class:`~tether.InvalidConfigError` (the message names the field).
+    """
+
+    _free_name = "tether_client_free"
+    _poll_name = "tether_client_poll_event"
+    _event_fd_name = "tether_client_event_fd"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        config: ClientConfig | None = None,
+        on_event: EventCallback | None = None,
+        **changes: Any,
+    ) -> None:
+        self.url = url
+        self.config: ClientConfig = (config or ClientConfig.default()).replace(**changes)
+        c = self.config._to_c()
+        address = url.encode("utf-8")
+
+        def create(callback: Any) -> _ffi.tether_client:
+            handle = _ffi.tether_client()
+            check(_ffi.lib().tether_client_new(address, byref(c), callback, None, byref(handle)))
+            return handle
+
+        self._start(create, on_event)
+
+    def _is_terminal(self, event: Event) -> bool:
+        return event.kind in (EventKind.CLOSED, EventKind.GAVE_UP)
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queues a copy of ``data`` as one message; while disconnected up
+        to ``max_pending`` messages wait for the next connection. Never
+        blocks. Raises :class:`~tether.FullError` (retry later),
+        :class:`~tether.ClosedError` (closed or gave up),
+        :class:`~tether.StaleHandleError` (freed)."""
+        ptr, n, _keep = as_bytes_pointer(data)
+        check(self._call("tether_client_send")(self._handle, ptr, n))
+
+    def close(self) -> None:
+        """Closes the connection in an orderly way; the events end with
+        CLOSED (unless it had given up). The object stays valid until
+        :meth:`free`. Idempotent: closing a closed or freed client does
+        nothing."""
+        if self._freed:
+            return
+        rc = self._call("tether_client_close")(self._handle)
+        if rc not in (Result.OK, Result.CLOSED):
+            raise_last(rc)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.url} handle={self.handle:#x} {'freed' if self.freed else 'live'}>"

@@ -1,0 +1,343 @@
+//! QUIC transport end to end, in one process: supervised exchange, a quiet
+//! connection that stays up, 0-RTT on reconnect, rebinding to a new socket,
+//! oversized messages, and configuration errors.
+#![cfg(feature = "quic")]
+
+mod common;
+mod quic_support;
+
+use common::*;
+use quic_support::*;
+use std::time::Duration;
+use tether_core::liveness::Policy;
+use tether_core::supervisor::Lifecycle;
+use tether_core::DisconnectReason;
+use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
+use tether_transports::endpoint::{self, TransportOptions};
+use tether_transports::quic::{QuicAcceptor, QuicConnector, QuicLiveness, QuicServerOptions};
+
+fn fast_server() -> ServerConfig {
+    ServerConfig {
+        policy: Policy::Heartbeat(fast_heartbeat()),
+        ..ServerConfig::default()
+    }
+}
+
+/// QUIC liveness mapped from the test heartbeat (100 ms keep-alive, 300 ms
+/// idle timeout).
+fn fast_liveness() -> QuicLiveness {
+    QuicLiveness::from_heartbeat(&fast_heartbeat())
+}
+
+async fn start(options: QuicServerOptions) -> EchoServer {
+    let acceptor = QuicAcceptor::bind(loopback(), &options.with_liveness(fast_liveness()))
+        .await
+        .unwrap();
+    EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap())
+}
+
+fn connector(certs: &TestCerts, server: &EchoServer) -> QuicConnector {
+    QuicConnector::new(
+        "127.0.0.1",
+        server.addr.port(),
+        &certs.client(fast_liveness()),
+    )
+    .unwrap()
+}
+
+async fn connected(client: &mut Client, seen: &mut Vec<Lifecycle>) -> u64 {
+    match wait_lifecycle(client, seen, Duration::from_secs(10), |e| {
+        matches!(e, Lifecycle::Connected { .. })
+    })
+    .await
+    {
+        Lifecycle::Connected { generation, .. } => generation,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervised_exchange_and_quiet_connection_stays_alive() {
+    let certs = TestCerts::new("exchange");
+    let mut server = start(certs.server()).await;
+    let mut client = Client::spawn(connector(&certs, &server), fast_client()).unwrap();
+    let mut seen = vec![];
+    assert_eq!(connected(&mut client, &mut seen).await, 1);
+    for i in 0..20u32 {
+        echo(&mut client, &mut seen, format!("message {i}").as_bytes()).await;
+    }
+    // Quiet for 10x the detection bound (300 ms): heartbeats and QUIC
+    // keep-alives keep both sides up.
+    drain_lifecycle(&mut client, &mut seen, Duration::from_secs(3)).await;
+    echo(&mut client, &mut seen, b"still here").await;
+    assert_eq!(
+        names(&seen),
+        ["connecting", "connected"],
+        "quiet connection must stay up: {seen:?}"
+    );
+    let server_events = server.drain();
+    let accepted = server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Accepted { .. }))
+        .count();
+    let closed: Vec<_> = server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
+        .collect();
+    assert_eq!(accepted, 1, "{server_events:?}");
+    assert!(closed.is_empty(), "{closed:?}");
+
+    // An orderly close from the client is the server's PeerClosed.
+    client.close();
+    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+        matches!(e, Lifecycle::Closed)
+    })
+    .await;
+    let mut sseen = vec![];
+    let ev = server
+        .wait(&mut sseen, Duration::from_secs(5), |e| {
+            matches!(e, ServerEvent::Closed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            ev,
+            ServerEvent::Closed {
+                reason: DisconnectReason::PeerClosed,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        names(&seen),
+        ["connecting", "connected", "disconnected", "closed"]
+    );
+    assert!(matches!(
+        seen[2],
+        Lifecycle::Disconnected {
+            generation: 1,
+            reason: DisconnectReason::ClosedLocally
+        }
+    ));
+}
+
+/// Connects, lets the session ticket arrive, has the server close the
+/// connection, and waits for the reconnect. Returns the connector's stats.
+async fn reconnect_once(zero_rtt_allowed: bool) -> tether_transports::quic::QuicStats {
+    let certs = TestCerts::new("zero-rtt");
+    let mut server = start(certs.server().with_zero_rtt(zero_rtt_allowed)).await;
+    let conn = connector(&certs, &server);
+    let stats = conn.clone();
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    assert_eq!(connected(&mut client, &mut seen).await, 1);
+    echo(&mut client, &mut seen, b"first").await;
+    let mut sseen = vec![];
+    let ServerEvent::Accepted { id, .. } = server
+        .wait(&mut sseen, Duration::from_secs(5), |e| {
+            matches!(e, ServerEvent::Accepted { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    server.close(id);
+    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+        matches!(e, Lifecycle::Disconnected { .. })
+    })
+    .await;
+    assert_eq!(
+        lost,
+        Lifecycle::Disconnected {
+            generation: 1,
+            reason: DisconnectReason::PeerClosed
+        }
+    );
+    assert_eq!(connected(&mut client, &mut seen).await, 2);
+    echo(&mut client, &mut seen, b"second").await;
+    assert_each_disconnect_once(&seen);
+    client.close();
+    stats.stats()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_rtt_is_used_on_reconnect_when_the_server_allows_it() {
+    let stats = reconnect_once(true).await;
+    assert_eq!(stats.full_handshakes, 1, "{stats:?}");
+    assert_eq!(stats.zero_rtt_handshakes, 1, "{stats:?}");
+    assert_eq!(stats.zero_rtt_rejected, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_zero_rtt_when_the_server_refuses_it() {
+    let stats = reconnect_once(false).await;
+    assert_eq!(stats.zero_rtt_handshakes, 0, "{stats:?}");
+    assert_eq!(stats.full_handshakes, 2, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebind_keeps_the_connection() {
+    let certs = TestCerts::new("rebind");
+    let mut server = start(certs.server()).await;
+    let conn = connector(&certs, &server);
+    let handle = conn.clone();
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    connected(&mut client, &mut seen).await;
+    echo(&mut client, &mut seen, b"before").await;
+    let before = handle.local_addr().unwrap();
+
+    let socket = std::net::UdpSocket::bind(loopback()).unwrap();
+    handle.rebind(socket).unwrap();
+    let after = handle.local_addr().unwrap();
+    assert_ne!(before, after);
+    for i in 0..10u32 {
+        echo(&mut client, &mut seen, format!("after {i}").as_bytes()).await;
+    }
+    // Several detection bounds later the connection is still the first one.
+    drain_lifecycle(&mut client, &mut seen, Duration::from_secs(1)).await;
+    echo(&mut client, &mut seen, b"later").await;
+    assert_eq!(names(&seen), ["connecting", "connected"], "{seen:?}");
+    let server_events = server.drain();
+    assert!(
+        !server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Closed { .. })),
+        "{server_events:?}"
+    );
+    assert_eq!(
+        server_events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Accepted { .. }))
+            .count(),
+        1
+    );
+    client.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_is_dropped_and_counted_not_fatal() {
+    let certs = TestCerts::new("oversized");
+    let server = start(certs.server()).await;
+    let conn = connector(&certs, &server);
+    let stats = conn.clone();
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    connected(&mut client, &mut seen).await;
+    client
+        .handle()
+        .send(vec![7u8; 64 * 1024].into())
+        .await
+        .unwrap();
+    echo(&mut client, &mut seen, b"small").await;
+    assert_eq!(stats.stats().oversized_dropped, 1);
+    // A payload just under the datagram limit still goes through.
+    echo(&mut client, &mut seen, &[1u8; 1000]).await;
+    assert_eq!(names(&seen), ["connecting", "connected"], "{seen:?}");
+    client.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_fails_the_handshake() {
+    let certs = TestCerts::new("trusted");
+    let other = TestCerts::new("other");
+    let server = start(certs.server()).await;
+    let conn = QuicConnector::new(
+        "127.0.0.1",
+        server.addr.port(),
+        &other.client(fast_liveness()),
+    )
+    .unwrap();
+    let stats = conn.clone();
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    let failed = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
+        matches!(e, Lifecycle::ConnectFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            failed,
+            Lifecycle::ConnectFailed {
+                reason: DisconnectReason::ProtocolError,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert!(stats.stats().failed_handshakes >= 1);
+    client.close();
+}
+
+#[tokio::test]
+async fn configuration_errors_are_clear() {
+    let certs = TestCerts::new("config");
+    let quic = |url: &str| url.parse::<endpoint::Endpoint>().unwrap();
+
+    // No certificate configured.
+    let err = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &TransportOptions::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("quic_server.cert_file"), "{err}");
+
+    // A certificate file that does not exist: the path is in the message.
+    let mut options = TransportOptions {
+        quic_server: QuicServerOptions::new(certs.path("missing.pem"), &certs.key),
+        ..TransportOptions::default()
+    };
+    let err = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+
+    // A reset-key file in a directory that does not exist.
+    options.quic_server = certs
+        .server()
+        .with_reset_key_file(certs.path("no/such/dir/reset.key"));
+    let err = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("reset key file"), "{err}");
+
+    // A CA file that does not exist.
+    options.quic_client = certs
+        .client(fast_liveness())
+        .with_ca_file(certs.path("nope.pem"));
+    let err = endpoint::connector(&quic("quic://127.0.0.1:4433"), &options)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("nope.pem"), "{err}");
+
+    // Keep-alive not below the idle timeout.
+    options.quic_client = certs.client(QuicLiveness {
+        keep_alive: Some(Duration::from_secs(5)),
+        idle_timeout: Duration::from_secs(1),
+    });
+    let err = endpoint::connector(&quic("quic://127.0.0.1:4433"), &options)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("quic.keep_alive"), "{err}");
+
+    // The happy path through the shared address syntax.
+    options.quic_client = certs.client(fast_liveness());
+    options.quic_server = certs.server();
+    let acceptor = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
+        .await
+        .unwrap();
+    let port = acceptor.local_addr().unwrap().port();
+    let server = EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap());
+    let url = format!("quic://127.0.0.1:{port}");
+    let conn = endpoint::connector(&quic(&url), &options).unwrap();
+    assert_eq!(conn.peer(), url);
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    connected(&mut client, &mut seen).await;
+    echo(&mut client, &mut seen, b"via endpoint").await;
+    client.close();
+    drop(server);
+}
