@@ -161,12 +161,12 @@ mod tests {
 
     #[test]
     fn numbers_are_fixed_and_strings_agree() {
-        for v in 0..16 {
+        for v in 0..17 {
             let r = tether_result::from_u32(v).unwrap();
             assert_eq!(r as u32, v);
             assert_eq!(static_message(v).to_str().unwrap(), r.as_str());
         }
-        assert_eq!(tether_result::from_u32(16), None);
+        assert_eq!(tether_result::from_u32(17), None);
         assert_eq!(tether_result::StaleHandle as u32, 4);
         assert_eq!(tether_result::Panic as u32, 10);
     }

@@ -35,6 +35,7 @@ class Result(IntEnum):
     GAVE_UP = 13
     WRONG_MODE = 14
     NOT_SUPPORTED = 15
+    MESSAGE_TOO_LARGE = 16
 
 
 class TetherError(Exception):
@@ -125,6 +126,11 @@ class NotSupportedError(TetherError):
     """Not available on this platform, or an address scheme other than tcp://."""
 
 
+class MessageTooLargeError(TetherError, ValueError):
+    """The message is larger than the transport carries; nothing was queued
+    and the connection is unaffected."""
+
+
 _BY_CODE: dict[int, type[TetherError]] = {
     Result.NULL_ARGUMENT: NullArgumentError,
     Result.INVALID_ARGUMENT: InvalidArgumentError,
@@ -141,6 +147,7 @@ _BY_CODE: dict[int, type[TetherError]] = {
     Result.GAVE_UP: GaveUpError,
     Result.WRONG_MODE: WrongModeError,
     Result.NOT_SUPPORTED: NotSupportedError,
+    Result.MESSAGE_TOO_LARGE: MessageTooLargeError,
 }
 
 
