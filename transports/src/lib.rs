@@ -11,6 +11,8 @@ pub mod endpoint;
 #[cfg(feature = "fault")]
 pub mod fault;
 pub mod link;
+#[cfg(any(feature = "tls", feature = "quic"))]
+mod pem;
 #[cfg(feature = "quic")]
 pub mod quic;
 pub mod stream;

@@ -3,12 +3,12 @@
 //! the file or field at fault.
 
 use super::{QuicClientOptions, QuicServerOptions};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use crate::pem::{
+    add_roots_from_file, alpn, load_certs, load_key, platform_roots, provider, PemError,
+};
 use rustls::RootCertStore;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tether_core::ConfigError;
 use thiserror::Error;
@@ -65,79 +65,30 @@ fn rejected(e: impl std::fmt::Display) -> QuicConfigError {
     QuicConfigError::Rejected(e.to_string())
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, QuicConfigError> {
-    std::fs::read(path).map_err(|source| QuicConfigError::File {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn load_certs(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, QuicConfigError> {
-    let bad = |detail: String| QuicConfigError::BadFile {
-        what,
-        path: path.to_path_buf(),
-        detail,
-    };
-    let pem = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no PEM certificate found".into()));
+impl From<PemError> for QuicConfigError {
+    fn from(e: PemError) -> Self {
+        match e {
+            PemError::Read { what, path, source } => Self::File { what, path, source },
+            PemError::Bad { what, path, detail } => Self::BadFile { what, path, detail },
+            PemError::NoPlatformRoots(detail) => Self::NoRoots(detail),
+        }
     }
-    Ok(certs)
-}
-
-fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, QuicConfigError> {
-    let pem = read(what, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| QuicConfigError::BadFile {
-        what,
-        path: path.to_path_buf(),
-        detail: format!("no usable private key: {e}"),
-    })
 }
 
 fn roots(options: &QuicClientOptions) -> Result<RootCertStore, QuicConfigError> {
+    if options.ca_file.is_none() && options.trusted_certs.is_empty() {
+        return Ok(platform_roots()?);
+    }
     let mut roots = RootCertStore::empty();
     if let Some(path) = &options.ca_file {
-        for cert in load_certs("CA file", path)? {
-            roots.add(cert).map_err(|e| QuicConfigError::BadFile {
-                what: "CA file",
-                path: path.clone(),
-                detail: format!("not a usable CA certificate: {e}"),
-            })?;
-        }
+        add_roots_from_file(&mut roots, "CA file", path)?;
     }
     for cert in &options.trusted_certs {
         roots
             .add(cert.clone())
             .map_err(|e| rejected(format!("trusted certificate: {e}")))?;
     }
-    if options.ca_file.is_none() && options.trusted_certs.is_empty() {
-        let found = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(found.certs);
-        if roots.is_empty() {
-            let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-            return Err(QuicConfigError::NoRoots(if errors.is_empty() {
-                "store is empty".into()
-            } else {
-                errors.join("; ")
-            }));
-        }
-    }
     Ok(roots)
-}
-
-fn alpn(protocols: &[String]) -> Vec<Vec<u8>> {
-    protocols.iter().map(|p| p.as_bytes().to_vec()).collect()
 }
 
 /// The quinn client configuration; its TLS session cache (tickets for

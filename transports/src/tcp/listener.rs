@@ -8,7 +8,7 @@ use socket2::SockRef;
 use std::io;
 use std::net::SocketAddr;
 use tether_core::codec::DEFAULT_MAX_FRAME;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A bound TCP listener that yields framed links.
 #[derive(Debug)]
@@ -32,6 +32,18 @@ impl TcpAcceptor {
         })
     }
 
+    /// Accepts the next raw TCP stream with the options applied (for
+    /// transports layered on TCP, such as TLS). Cancel-safe.
+    pub async fn accept_stream(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.listener.accept().await?;
+        // A socket we cannot tune is still usable; kernel liveness is a
+        // second line behind the heartbeat.
+        if let Err(e) = self.options.apply(SockRef::from(&stream)) {
+            tracing::warn!(%peer, error = %e, "could not apply TCP options");
+        }
+        Ok((stream, peer))
+    }
+
     /// Sets the largest accepted frame payload, in bytes.
     pub fn with_max_frame(mut self, max_frame: usize) -> Self {
         self.max_frame = max_frame;
@@ -42,12 +54,7 @@ impl TcpAcceptor {
 #[async_trait]
 impl Acceptor for TcpAcceptor {
     async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)> {
-        let (stream, peer) = self.listener.accept().await?;
-        // A socket we cannot tune is still usable; kernel liveness is a
-        // second line behind the heartbeat.
-        if let Err(e) = self.options.apply(SockRef::from(&stream)) {
-            tracing::warn!(%peer, error = %e, "could not apply TCP options");
-        }
+        let (stream, peer) = self.accept_stream().await?;
         let link = TcpLink::new(stream, self.max_frame, format!("tcp://{peer}"));
         Ok((Box::new(link), peer))
     }

@@ -2,9 +2,10 @@
 //! configurations: reading PEM files, trust roots, the ring provider.
 
 use super::{TlsClientOptions, TlsServerOptions};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use crate::pem::{
+    add_roots_from_file, alpn, load_certs, load_key, platform_roots, provider, PemError,
+};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -67,81 +68,20 @@ fn rustls_err(e: impl std::fmt::Display) -> TlsConfigError {
     TlsConfigError::Rustls(e.to_string())
 }
 
-/// The ring provider: tether never builds aws-lc.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsConfigError> {
-    std::fs::read(path).map_err(|source| TlsConfigError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Every certificate in a PEM file (at least one).
-pub(crate) fn load_certs(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let bad = |detail: String| TlsConfigError::BadPem {
-        what,
-        path: path.to_path_buf(),
-        detail,
-    };
-    let pem = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no PEM certificate found".into()));
+impl From<PemError> for TlsConfigError {
+    fn from(e: PemError) -> Self {
+        match e {
+            PemError::Read { what, path, source } => Self::Read { what, path, source },
+            PemError::Bad { what, path, detail } => Self::BadPem { what, path, detail },
+            PemError::NoPlatformRoots(detail) => Self::NoPlatformRoots(detail),
+        }
     }
-    Ok(certs)
-}
-
-/// The first private key in a PEM file.
-pub(crate) fn load_key(
-    what: &'static str,
-    path: &Path,
-) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
-    let pem = read(what, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsConfigError::BadPem {
-        what,
-        path: path.to_path_buf(),
-        detail: format!("no usable private key: {e}"),
-    })
 }
 
 fn roots_from_file(what: &'static str, path: &Path) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(what, path)? {
-        roots.add(cert).map_err(|e| TlsConfigError::BadPem {
-            what,
-            path: path.to_path_buf(),
-            detail: format!("not a usable CA certificate: {e}"),
-        })?;
-    }
+    add_roots_from_file(&mut roots, what, path)?;
     Ok(roots)
-}
-
-fn platform_roots() -> Result<RootCertStore, TlsConfigError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-        return Err(TlsConfigError::NoPlatformRoots(if errors.is_empty() {
-            "store is empty".into()
-        } else {
-            errors.join("; ")
-        }));
-    }
-    Ok(roots)
-}
-
-fn alpn(protocols: &[String]) -> Vec<Vec<u8>> {
-    protocols.iter().map(|p| p.as_bytes().to_vec()).collect()
 }
 
 /// The name to verify: the override or the host.

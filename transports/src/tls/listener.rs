@@ -6,15 +6,14 @@ use super::config::{server_config, TlsConfigError};
 use super::{TlsCounters, TlsIo, TlsLink, TlsServerOptions, TlsStats};
 use crate::driver::Acceptor;
 use crate::link::BoxLink;
-use crate::tcp::TcpOptions;
+use crate::tcp::{TcpAcceptor, TcpOptions};
 use async_trait::async_trait;
-use socket2::SockRef;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_core::codec::DEFAULT_MAX_FRAME;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 /// Most handshakes in progress at once; past it, accepting pauses until
@@ -25,8 +24,7 @@ type Handshake = Result<(TlsLink, SocketAddr), (SocketAddr, io::Error)>;
 
 /// A bound TCP listener that yields TLS links.
 pub struct TlsAcceptor {
-    listener: TcpListener,
-    tcp: TcpOptions,
+    tcp: TcpAcceptor,
     tls: tokio_rustls::TlsAcceptor,
     handshake_timeout: Duration,
     max_frame: usize,
@@ -37,7 +35,7 @@ pub struct TlsAcceptor {
 impl std::fmt::Debug for TlsAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsAcceptor")
-            .field("local_addr", &self.listener.local_addr().ok())
+            .field("local_addr", &Acceptor::local_addr(&self.tcp).ok())
             .field("handshakes_in_progress", &self.handshakes.len())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -54,12 +52,9 @@ impl TlsAcceptor {
         tcp: TcpOptions,
         options: &TlsServerOptions,
     ) -> io::Result<Self> {
-        tcp.validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let config = server_config(options).map_err(io::Error::from)?;
-        let listener = TcpListener::bind(addr).await?;
+        let tcp = TcpAcceptor::bind(addr, tcp).await?;
         Ok(Self {
-            listener,
             tcp,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             handshake_timeout: options.handshake_timeout,
@@ -92,11 +87,6 @@ impl TlsAcceptor {
     }
 
     fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
-        // A socket we cannot tune is still usable; kernel liveness is a
-        // second line behind the heartbeat.
-        if let Err(e) = self.tcp.apply(SockRef::from(&stream)) {
-            tracing::warn!(%peer, error = %e, "could not apply TCP options");
-        }
         let tls = self.tls.clone();
         let timeout = self.handshake_timeout;
         let max_frame = self.max_frame;
@@ -130,7 +120,7 @@ impl Acceptor for TlsAcceptor {
         loop {
             let room = self.handshakes.len() < MAX_HANDSHAKES;
             tokio::select! {
-                accepted = self.listener.accept(), if room => {
+                accepted = self.tcp.accept_stream(), if room => {
                     let (stream, peer) = accepted?;
                     self.start_handshake(stream, peer);
                 }
@@ -146,7 +136,7 @@ impl Acceptor for TlsAcceptor {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Acceptor::local_addr(&self.tcp)
     }
 
     fn max_message(&self) -> Option<usize> {
