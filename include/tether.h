@@ -412,6 +412,18 @@ typedef struct tether_tcp_options {
 } tether_tcp_options;
 
 /**
+ * Transport settings for `tls://`, `quic://` and `udp://` (opaque
+ * handle). `{0}` is "none": every transport's defaults (which for `udp://`
+ * means no PSK, so `udp://` needs one).
+ */
+typedef struct tether_transport_options {
+  /**
+   * The handle value; 0 means none.
+   */
+  uint64_t id;
+} tether_transport_options;
+
+/**
  * Settings of a managed client. Fill it with `tether_client_config_default`
  * and adjust fields.
  */
@@ -438,15 +450,23 @@ typedef struct tether_client_config {
    */
   size_t max_pending;
   /**
-   * Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each connection.
+   * Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each
+   * connection (`tcp://` and `tls://`).
    */
   struct tether_tcp_options tcp;
+  /**
+   * Settings of `tls://`, `quic://` and `udp://` (trust roots, server
+   * name, client certificate, ALPN, 0-RTT, PSK, ...), copied at
+   * `tether_client_new`; `{0}` (the default) for each transport's
+   * defaults. See `tether_transport_options_new`.
+   */
+  struct tether_transport_options transport;
 } tether_client_config;
 
 /**
  * One event of a managed client or server.
  *
- * Fields that do not apply to the kind are 0 (`data` NULL). `data` is
+ * Fields that do not apply to the kind are 0 (`data`, `peer` NULL). `data` is
  * owned by tether: in callback mode it is valid only during the callback;
  * in poll mode until the next poll call (or free) on the same object. Copy
  * what you keep.
@@ -487,6 +507,13 @@ typedef struct tether_event {
    * `MESSAGE`: the payload length in bytes.
    */
   size_t len;
+  /**
+   * Server: the peer's address as NUL-terminated text, `"ip:port"`
+   * (IPv6 as `"[ip]:port"`), on every event of a connection (`ACCEPTED`,
+   * `MESSAGE`, `CLOSED`), so that a timed-out or reset connection can be
+   * traced to its peer. NULL for client events. Borrowed like `data`.
+   */
+  const char *peer;
 } tether_event;
 
 /**
@@ -628,9 +655,16 @@ typedef struct tether_server_config {
   size_t send_queue;
   /**
    * Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each accepted
-   * connection.
+   * connection (`tcp://` and `tls://`).
    */
   struct tether_tcp_options tcp;
+  /**
+   * Settings of `tls://`, `quic://` and `udp://` (certificate and key
+   * files, client CA, ALPN, 0-RTT, reset key, PSK, ...), copied at
+   * `tether_server_new`; `{0}` (the default) for each transport's
+   * defaults. See `tether_transport_options_new`.
+   */
+  struct tether_transport_options transport;
 } tether_server_config;
 
 /**
@@ -741,30 +775,45 @@ tether_result tether_backoff_free(struct tether_backoff backoff);
 /**
  * Fills `*out_config` with the defaults: heartbeat 15 s / 10 s / 2 misses,
  * the default backoff (see `tether_backoff_config_default`), 1024 pending
- * messages, tether's TCP options (see `tether_tcp_options_default`).
+ * messages, tether's TCP options (see `tether_tcp_options_default`), no
+ * transport options (`{0}`).
  * Errors: `TETHER_RESULT_NULL_ARGUMENT`.
  */
 tether_result tether_client_config_default(struct tether_client_config *out_config);
 
 /**
- * Creates a client that keeps a connection to `address`
- * (`"tcp://host:port"`, IPv6 as `"tcp://[::1]:port"`; the name is resolved
- * again on every attempt) and writes its handle to `*out_client`. It starts
- * connecting at once, on tether's runtime.
+ * Creates a client that keeps a connection to `address` and writes its
+ * handle to `*out_client`. It starts connecting at once, on tether's
+ * runtime.
  *
- * `config` may be NULL for the defaults; both strings and structs are
- * borrowed for the call only. The delivery mode is fixed here: with a
- * `callback`, every event is passed to `callback(userdata, &event)` on a
- * dispatch thread owned by this client (one event at a time, in order);
- * with `callback` NULL the client is in poll mode (`tether_client_poll_event`,
- * `tether_client_event_fd`) and `userdata` is ignored. The caller owns the
- * handle and releases it with `tether_client_free`.
+ * `address` is `"scheme://host:port"` with scheme `tcp`, `tls` (TLS over
+ * TCP), `quic` (QUIC datagrams) or `udp` (UDP datagrams with an
+ * authenticated session); IPv6 as `"tcp://[::1]:port"`; the name is
+ * resolved again on every attempt. `tls://` and `quic://` verify the
+ * server's certificate against the platform's roots unless
+ * `config->transport` names a CA file; `udp://` needs a pre-shared key in
+ * `config->transport` (see `tether_transport_options_set_udp_psk`). Under
+ * `quic://` the QUIC keep-alive and idle timeout follow the heartbeat
+ * (keep-alive = interval, idle timeout = the heartbeat's detection bound).
+ *
+ * `config` may be NULL for the defaults; strings and structs, and the
+ * transport options object, are borrowed for the call only. The delivery
+ * mode is fixed here: with a `callback`, every event is passed to
+ * `callback(userdata, &event)` on a dispatch thread owned by this client
+ * (one event at a time, in order); with `callback` NULL the client is in
+ * poll mode (`tether_client_poll_event`, `tether_client_event_fd`) and
+ * `userdata` is ignored. The caller owns the handle and releases it with
+ * `tether_client_free`.
  *
  * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_ADDRESS`
- * (unparsable, unknown scheme, port 0) and `TETHER_RESULT_INVALID_CONFIG`,
- * both detailed by `tether_last_error_message`;
- * `TETHER_RESULT_NOT_SUPPORTED` for a scheme other than `tcp://`;
- * `TETHER_RESULT_IO` if a thread or descriptor cannot be created.
+ * (unparsable, unknown scheme, port 0); `TETHER_RESULT_INVALID_CONFIG`
+ * (a config field, or a transport option: a CA or certificate file that
+ * cannot be read or holds no certificate, an invalid server name, a
+ * missing or short UDP PSK), both detailed by `tether_last_error_message`;
+ * `TETHER_RESULT_STALE_HANDLE` / `TETHER_RESULT_INVALID_HANDLE` for a bad
+ * `config->transport`; `TETHER_RESULT_NOT_SUPPORTED` for a transport not
+ * compiled into this libtether; `TETHER_RESULT_IO` if a thread or
+ * descriptor cannot be created.
  */
 tether_result tether_client_new(const char *address,
                                 const struct tether_client_config *config,
@@ -1128,8 +1177,8 @@ const char *tether_result_str(uint32_t code);
 
 /**
  * Frees every object still alive (clients, servers, registries, monitors,
- * backoffs: all their handles become stale) and stops tether's runtime
- * threads, waiting up to one second for its tasks to end.
+ * backoffs, transport options: all their handles become stale) and stops
+ * tether's runtime threads, waiting up to one second for its tasks to end.
  *
  * Optional: call it at the end of `main` (after freeing your objects) so
  * that no tether thread outlives your program, e.g. under a leak checker.
@@ -1142,28 +1191,42 @@ tether_result tether_shutdown(void);
 
 /**
  * Fills `*out_config` with the defaults: heartbeat policy 15 s / 10 s /
- * 2 misses, 1024 queued messages per connection, tether's TCP options.
+ * 2 misses, 1024 queued messages per connection, tether's TCP options, no
+ * transport options (`{0}`).
  * Errors: `TETHER_RESULT_NULL_ARGUMENT`.
  */
 tether_result tether_server_config_default(struct tether_server_config *out_config);
 
 /**
- * Binds `address` (`"tcp://ip:port"` with an IP literal, e.g.
- * `"tcp://127.0.0.1:0"` or `"tcp://[::]:7000"`; port 0 lets the kernel
- * choose, see `tether_server_local_port`), starts serving on tether's
- * runtime and writes the server's handle to `*out_server`.
+ * Binds `address`, starts serving on tether's runtime and writes the
+ * server's handle to `*out_server`.
  *
- * `config` may be NULL for the defaults; strings and structs are borrowed
- * for the call only. Delivery mode as for `tether_client_new`: with a
- * `callback`, events go to `callback(userdata, &event)` on a dispatch thread
- * owned by this server; with NULL, poll them with
- * `tether_server_poll_event` / `tether_server_event_fd`. The caller owns
- * the handle and releases it with `tether_server_free`.
+ * `address` is `"scheme://ip:port"` with an IP literal and scheme `tcp`,
+ * `tls`, `quic` or `udp`, e.g. `"tcp://127.0.0.1:0"` or
+ * `"quic://[::]:7000"`; port 0 lets the kernel choose (see
+ * `tether_server_local_port`). `tls://` and `quic://` need a certificate
+ * and key (`tether_transport_options_set_tls_cert` /
+ * `_set_quic_cert`), `udp://` a pre-shared key, all in
+ * `config->transport`. Under `quic://` the QUIC keep-alive and idle
+ * timeout follow `config->policy`.
  *
- * Errors: `TETHER_RESULT_NULL_ARGUMENT`, `TETHER_RESULT_INVALID_ADDRESS`
- * (also for a host name), `TETHER_RESULT_NOT_SUPPORTED` (a scheme other
- * than `tcp://`), `TETHER_RESULT_INVALID_CONFIG`, `TETHER_RESULT_IO` (e.g.
- * the address is in use; the OS error is in `tether_last_error_message`).
+ * `config` may be NULL for the defaults; strings and structs, and the
+ * transport options object, are borrowed for the call only. Delivery mode
+ * as for `tether_client_new`: with a `callback`, events go to
+ * `callback(userdata, &event)` on a dispatch thread owned by this server;
+ * with NULL, poll them with `tether_server_poll_event` /
+ * `tether_server_event_fd`. Every event of a connection carries the peer's
+ * address (`tether_event.peer`). The caller owns the handle and releases
+ * it with `tether_server_free`.
+ *
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_ADDRESS`
+ * (also for a host name); `TETHER_RESULT_INVALID_CONFIG` (a config field,
+ * or a transport option: a missing certificate or key, a file that cannot
+ * be read or parsed, a missing or short UDP PSK; the detail names it);
+ * `TETHER_RESULT_STALE_HANDLE` / `TETHER_RESULT_INVALID_HANDLE` for a bad
+ * `config->transport`; `TETHER_RESULT_NOT_SUPPORTED` for a transport not
+ * compiled into this libtether; `TETHER_RESULT_IO` (e.g. the address is in
+ * use; the OS error is in `tether_last_error_message`).
  */
 tether_result tether_server_new(const char *address,
                                 const struct tether_server_config *config,
@@ -1172,8 +1235,9 @@ tether_result tether_server_new(const char *address,
                                 struct tether_server *out_server);
 
 /**
- * Writes the bound TCP port to `*out_port` (the kernel's choice when the
- * address said port 0). Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * Writes the bound port (TCP for `tcp://` and `tls://`, UDP for `quic://`
+ * and `udp://`) to `*out_port`: the kernel's choice when the address said
+ * port 0. Errors: `TETHER_RESULT_NULL_ARGUMENT`,
  * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
  */
 tether_result tether_server_local_port(struct tether_server server, uint16_t *out_port);
@@ -1273,6 +1337,192 @@ tether_result tether_socket_read_options(int fd, struct tether_tcp_options *out_
  * object is always fed from the same clock. Never fails.
  */
 uint64_t tether_now_ms(void);
+
+/**
+ * Creates an options object holding every transport's defaults and writes
+ * its handle to `*out_options`. Release it with
+ * `tether_transport_options_free` (any time after the clients and servers
+ * that use it were created: they keep a copy).
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`, `TETHER_RESULT_FULL`.
+ */
+tether_result tether_transport_options_new(struct tether_transport_options *out_options);
+
+/**
+ * Frees the options object. Clients and servers created with it are
+ * unaffected. `{0}` is a no-op (`TETHER_RESULT_OK`); a second free returns
+ * `TETHER_RESULT_STALE_HANDLE`; another object's handle
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_free(struct tether_transport_options options);
+
+/**
+ * TLS client: trust the CA certificates in the PEM file `path` instead of
+ * the platform's roots (e.g. a private CA, or a self-signed server
+ * certificate). The server's certificate is always verified.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`tls_client.ca_file` empty or not UTF-8); `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_ca_file(struct tether_transport_options options,
+                                                       const char *path);
+
+/**
+ * TLS client: send `name` as SNI and verify the server's certificate
+ * against it, instead of the address's host (an IP literal host is
+ * checked against the certificate's IP addresses and sends no SNI). A name
+ * that is neither a DNS name nor an IP address fails at
+ * `tether_client_new`. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`tls_client.server_name` empty or not
+ * UTF-8); `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_server_name(struct tether_transport_options options,
+                                                           const char *name);
+
+/**
+ * TLS client: present the PEM certificate chain `cert_file` with the PEM
+ * private key `key_file` (PKCS#8, PKCS#1 or SEC1) when the server asks for
+ * a client certificate. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`tls_client.client_cert_file` or
+ * `tls_client.client_key_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_client_cert(struct tether_transport_options options,
+                                                           const char *cert_file,
+                                                           const char *key_file);
+
+/**
+ * TLS server: serve the PEM certificate chain `cert_file` (leaf first)
+ * with the PEM private key `key_file`. Required for a `tls://` server.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`tls_server.cert_file` or `tls_server.key_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_cert(struct tether_transport_options options,
+                                                    const char *cert_file,
+                                                    const char *key_file);
+
+/**
+ * TLS server: require every client to present a certificate that chains
+ * to a CA in the PEM file `path`; clients without one fail the handshake.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`tls_server.client_ca_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_client_ca_file(struct tether_transport_options options,
+                                                              const char *path);
+
+/**
+ * TLS, both sides: the ALPN protocols, most preferred first:
+ * `protocols[0..count]`, each a NUL-terminated string of 1..=255 bytes,
+ * copied. A client offers them; a server accepts only them (a client
+ * offering none of them fails the handshake). `count` 0 means none (the
+ * default); `protocols` may then be NULL. Errors:
+ * `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`tls.alpn[i]` empty, too long or not UTF-8; nothing changed);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_tls_alpn(struct tether_transport_options options,
+                                                    const char *const *protocols,
+                                                    size_t count);
+
+/**
+ * QUIC client: trust the certificates (CA or self-signed server
+ * certificates) in the PEM file `path` instead of the platform's roots.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`quic_client.ca_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_ca_file(struct tether_transport_options options,
+                                                        const char *path);
+
+/**
+ * QUIC client: send `name` as SNI and verify the certificate against it
+ * instead of the address's host. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`quic_client.server_name` empty or not
+ * UTF-8); `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_server_name(struct tether_transport_options options,
+                                                            const char *name);
+
+/**
+ * QUIC server: serve the PEM certificate chain `cert_file` (leaf first)
+ * with the PEM private key `key_file`. Required for a `quic://` server.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`quic_server.cert_file` or `quic_server.key_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_cert(struct tether_transport_options options,
+                                                     const char *cert_file,
+                                                     const char *key_file);
+
+/**
+ * QUIC, both sides: the ALPN protocols, most preferred first (default
+ * `"tether"`), as for `tether_transport_options_set_tls_alpn`; both sides
+ * must share one. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`quic.alpn[i]` empty, too long or not
+ * UTF-8; nothing changed); `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_alpn(struct tether_transport_options options,
+                                                     const char *const *protocols,
+                                                     size_t count);
+
+/**
+ * QUIC, both sides: allow 0-RTT resumption (default on). A client sends
+ * no application data before the handshake is confirmed and a server hands
+ * a connection over only after its handshake completed, so 0-RTT never
+ * exposes replayed data. Errors: `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_zero_rtt(struct tether_transport_options options,
+                                                         bool enabled);
+
+/**
+ * QUIC server: keep the stateless-reset key in the file `path` (64 random
+ * bytes, created with mode 0600 on first start). A server restarted with
+ * the same key file tells its predecessor's clients at once that their
+ * connections are gone; without it (the default, a random key per start)
+ * they notice only through their idle timeout. Keep the file secret.
+ * Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_CONFIG`
+ * (`quic_server.reset_key_file` empty or not UTF-8);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_quic_reset_key_file(struct tether_transport_options options,
+                                                               const char *path);
+
+/**
+ * UDP, both sides: the pre-shared key `psk[0..len]` (copied), the same on
+ * client and server: at least 16 bytes, 32 random bytes recommended.
+ * Required for `udp://`. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`udp.psk` shorter than 16 bytes);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_udp_psk(struct tether_transport_options options,
+                                                   const uint8_t *psk,
+                                                   size_t len);
+
+/**
+ * UDP server: read the static key that signs "unknown session" replies
+ * from the file `path` (exactly 32 bytes; created with random bytes and
+ * mode 0600 on first start) instead of deriving it from the PSK. Keep the
+ * file across restarts: only a server with the same key can tell old
+ * clients at once that it restarted. Errors: `TETHER_RESULT_NULL_ARGUMENT`;
+ * `TETHER_RESULT_INVALID_CONFIG` (`udp.static_key_file` empty or not
+ * UTF-8); `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_udp_static_key_file(struct tether_transport_options options,
+                                                               const char *path);
+
+/**
+ * UDP, both sides: the largest application payload per message, in bytes,
+ * 1..=65000 (default 1193, which crosses any IPv6 path unfragmented;
+ * larger values suit loopback and jumbo-frame networks). Larger messages
+ * are refused with `TETHER_RESULT_MESSAGE_TOO_LARGE`. Errors:
+ * `TETHER_RESULT_INVALID_CONFIG` (`udp.max_payload` out of range);
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_udp_max_payload(struct tether_transport_options options,
+                                                           size_t max_payload);
 
 #ifdef __cplusplus
 }  // extern "C"

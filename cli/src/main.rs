@@ -1,11 +1,11 @@
 //! `tether`: drills and probes for connection supervision.
 //!
 //! * `tether drill` breaks connections on purpose (orderly close, reset,
-//!   black hole, server restart) and checks that tether detects each within
-//!   its bound, with the right reason, and reconnects, with every lifecycle
-//!   event exactly once.
-//! * `tether probe tcp://HOST:PORT` watches a supervised connection to any
-//!   TCP server and prints its lifecycle.
+//!   black hole, server restart) over tcp, tls, quic and udp in turn, and
+//!   checks that tether detects each within its bound, with the right
+//!   reason, and reconnects, with every lifecycle event exactly once.
+//! * `tether probe URL` (tcp://, tls://, quic://, udp://) watches a
+//!   supervised connection to a server and prints its lifecycle.
 
 mod args;
 mod drill;
@@ -24,10 +24,12 @@ Usage: tether <COMMAND> [OPTIONS]
 
 Commands:
   drill   inject faults (close, reset, black hole, server restart) between a
-          tether server and clients on loopback; check detection, reasons,
-          reconnects and lifecycle events; exit 1 if any check fails
-  probe   supervise a connection to tcp://HOST:PORT and print its lifecycle
-          events with timestamps and reasons
+          tether server and clients on loopback, over tcp, tls, quic and udp;
+          check detection, reasons, reconnects and lifecycle events; exit 1
+          if any check fails
+  probe   supervise a connection to a tcp://, tls://, quic:// or udp://
+          HOST:PORT and print its lifecycle events with timestamps and
+          reasons
   help    print this help, or a command's: tether help drill
 
 Options:

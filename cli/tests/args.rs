@@ -26,12 +26,27 @@ fn help_is_printed_with_exit_0() {
     }
     let drill = tether(&["drill", "--help"]);
     let drill = String::from_utf8_lossy(&drill.stdout);
-    for flag in ["--clients", "--faults", "--interval", "--json", "blackhole"] {
+    for flag in [
+        "--transport",
+        "--clients",
+        "--faults",
+        "--interval",
+        "--json",
+        "blackhole",
+    ] {
         assert!(drill.contains(flag), "drill help lacks {flag}");
     }
     let probe = tether(&["probe", "--help"]);
     let probe = String::from_utf8_lossy(&probe.stdout);
     assert!(probe.contains("--no-heartbeat") && probe.contains("tether peer"));
+    for flag in [
+        "--ca FILE",
+        "--server-name NAME",
+        "--psk-hex HEX",
+        "udp://HOST:PORT",
+    ] {
+        assert!(probe.contains(flag), "probe help lacks {flag}");
+    }
     let version = tether(&["--version"]);
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("tether "));
 }
@@ -49,12 +64,35 @@ fn bad_arguments_exit_2_with_a_clear_error() {
         (&["drill", "--interval", "200"], "missing unit"),
         (&["drill", "--timeout", "0ms"], "heartbeat.timeout"),
         (&["drill", "--faults", "meteor"], "unknown fault"),
+        (
+            &["drill", "--transport", "sctp"],
+            "--transport: unknown transport \"sctp\" (expected tcp, tls, quic or udp)",
+        ),
+        (&["drill", "--transport", "udp,udp"], "listed twice"),
+        (&["drill", "--transport"], "needs a value"),
         (&["drill", "--backoff-initial", "2s"], "backoff.max_delay"),
         (&["drill", "--wat"], "unknown option --wat"),
         (&["drill", "stray"], "unexpected argument"),
         (&["probe"], "missing the address"),
         (&["probe", "127.0.0.1:7000"], "no scheme"),
-        (&["probe", "udp://127.0.0.1:7000"], "tcp:// only"),
+        (&["probe", "udp://127.0.0.1:7000"], "udp:// needs --psk-hex"),
+        (&["probe", "sctp://127.0.0.1:7000"], "unknown scheme"),
+        (
+            &["probe", "--psk-hex", "0011", "udp://127.0.0.1:7000"],
+            "too short",
+        ),
+        (
+            &["probe", "--psk-hex", "xyz", "udp://127.0.0.1:7000"],
+            "--psk-hex",
+        ),
+        (
+            &["probe", "--ca", "ca.pem", "tcp://127.0.0.1:7000"],
+            "--ca applies to tls:// and quic:// only",
+        ),
+        (
+            &["probe", "--keepalive", "1s,1s,1", "quic://127.0.0.1:7000"],
+            "--keepalive applies to tcp:// and tls:// only",
+        ),
         (&["probe", "tcp://127.0.0.1:99999"], "valid port"),
         (&["probe", "tcp://127.0.0.1:0"], "port 0"),
         (&["probe", "--for", "soon", "tcp://127.0.0.1:1"], "--for"),

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 use tether_transports::driver::{Server, ServerConfig, ServerEvent};
 use tether_transports::tcp::{TcpAcceptor, TcpOptions};
+use tether_transports::udp::{UdpAcceptor, UdpOptions};
 
 /// Runs `tether probe` in a blocking thread while the test's runtime serves.
 async fn probe(args: Vec<String>) -> Output {
@@ -135,4 +136,161 @@ async fn probe_of_a_closed_port_reports_refusals_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("connect_refused"), "{stdout}");
     assert!(stdout.contains("summary: 0 connections"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_over_udp_reports_connects_and_a_server_side_close() {
+    let psk = b"tether cli probe udp test key 32";
+    let acceptor = UdpAcceptor::bind(loopback(), UdpOptions::with_psk(psk.to_vec()))
+        .await
+        .unwrap();
+    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let url = format!("udp://{}", server.local_addr());
+    // As over TCP: the first session is closed by the server after a
+    // moment; the probe must say peer_closed and start a new session.
+    let serve = tokio::spawn(async move {
+        let mut closed_one = false;
+        while let Some(event) = server.next_event().await {
+            if let ServerEvent::Accepted { id, .. } = event {
+                if !closed_one {
+                    closed_one = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    server.close(id).unwrap();
+                }
+            }
+        }
+    });
+    let hex: String = psk.iter().map(|b| format!("{b:02x}")).collect();
+    let out = probe(vec![
+        "--psk-hex".into(),
+        hex,
+        "--interval".into(),
+        "200ms".into(),
+        "--for".into(),
+        "2.5".into(),
+        url,
+    ])
+    .await;
+    serve.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "probing udp://127.0.0.1:",
+        "pre-shared key of 32 bytes",
+        "gen 1: peer_closed",
+        "gen 2, dial took",
+        "stopped on request",
+        "summary: 2 connections",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_over_udp_with_the_wrong_key_never_connects() {
+    let acceptor = UdpAcceptor::bind(loopback(), UdpOptions::with_psk(vec![7; 32]))
+        .await
+        .unwrap();
+    let server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let url = format!("udp://{}", server.local_addr());
+    let out = probe(vec![
+        "--psk-hex".into(),
+        "08".repeat(32),
+        "--for".into(),
+        "1".into(),
+        url,
+    ])
+    .await;
+    drop(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("summary: 0 connections"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_ca_file_is_a_clear_error() {
+    let missing = std::env::temp_dir().join("tether-cli-test-no-such-ca.pem");
+    for scheme in ["tls", "quic"] {
+        let out = probe(vec![
+            "--ca".into(),
+            missing.display().to_string(),
+            format!("{scheme}://127.0.0.1:9"),
+        ])
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{scheme}: {stderr}");
+        assert!(
+            stderr.contains("error") && stderr.contains("tether-cli-test-no-such-ca.pem"),
+            "{scheme}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{scheme}: nothing on stdout");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_over_quic_verifies_the_server_against_the_given_ca() {
+    use tether_transports::quic::{QuicAcceptor, QuicServerOptions};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "tether-cli-probe-quic-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let acceptor = QuicAcceptor::bind(loopback(), &QuicServerOptions::new(&cert, &key))
+        .await
+        .unwrap();
+    let server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let url = format!("quic://{}", server.local_addr());
+    let ca = cert.display().to_string();
+
+    let out = probe(vec![
+        "--ca".into(),
+        ca.clone(),
+        "--server-name".into(),
+        "localhost".into(),
+        "--for".into(),
+        "1".into(),
+        url.clone(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for needle in [
+        "probing quic://127.0.0.1:",
+        "certificate for localhost checked against",
+        "gen 1, dial took",
+        "summary: 1 connections",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+
+    // The certificate is for localhost, not for another name: refused.
+    let out = probe(vec![
+        "--ca".into(),
+        ca,
+        "--server-name".into(),
+        "elsewhere.test".into(),
+        "--for".into(),
+        "1".into(),
+        url,
+    ])
+    .await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("protocol_error"), "{stdout}");
 }

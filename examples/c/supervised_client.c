@@ -6,8 +6,15 @@
  * event, which tether reports exactly once each and in order. Sends
  * `count` messages and exits once all were echoed back.
  *
- * Usage: supervised_client [tcp://host:port] [count]
+ * Usage: supervised_client [scheme://host:port] [count]
  *        (default tcp://127.0.0.1:7000, 5 messages)
+ *
+ * Any transport: tcp://, tls://, quic:// or udp://. Their settings come
+ * from the environment, through a tether_transport_options object:
+ *   TETHER_CA_FILE      PEM file of CAs to trust (tls://, quic://; default:
+ *                       the platform's roots)
+ *   TETHER_SERVER_NAME  name to verify instead of the address's host
+ *   TETHER_PSK          pre-shared key, 16 bytes or more (udp://; required)
  *
  * Events arrive on a tether-owned dispatch thread (callback mode), so the
  * shared state below is protected by a mutex.
@@ -126,8 +133,35 @@ int main(int argc, char **argv) {
     cfg.backoff.initial_ms = 100;     /* reconnect quickly for the demo */
     cfg.backoff.max_delay_ms = 2000;
 
+    /* Transport settings: copied by tether_client_new, so freed right after. */
+    tether_transport_options opts = {0};
+    tether_result r = tether_transport_options_new(&opts);
+    const char *ca = getenv("TETHER_CA_FILE");
+    const char *name = getenv("TETHER_SERVER_NAME");
+    const char *psk = getenv("TETHER_PSK");
+    if (r == TETHER_RESULT_OK && ca) {
+        if ((r = tether_transport_options_set_tls_ca_file(opts, ca)) == TETHER_RESULT_OK) {
+            r = tether_transport_options_set_quic_ca_file(opts, ca);
+        }
+    }
+    if (r == TETHER_RESULT_OK && name) {
+        if ((r = tether_transport_options_set_tls_server_name(opts, name)) == TETHER_RESULT_OK) {
+            r = tether_transport_options_set_quic_server_name(opts, name);
+        }
+    }
+    if (r == TETHER_RESULT_OK && psk) {
+        r = tether_transport_options_set_udp_psk(opts, (const uint8_t *)psk, strlen(psk));
+    }
+    if (r != TETHER_RESULT_OK) {
+        fail("transport options", r); /* the detail names the field */
+        tether_transport_options_free(opts);
+        return 1;
+    }
+    cfg.transport = opts;
+
     tether_client client = {0};
-    tether_result r = tether_client_new(address, &cfg, on_event, &a, &client);
+    r = tether_client_new(address, &cfg, on_event, &a, &client);
+    tether_transport_options_free(opts);
     if (r != TETHER_RESULT_OK) {
         fail("tether_client_new", r);
         return 1;

@@ -12,12 +12,13 @@ use crate::result::tether_result;
 use crate::runtime::runtime;
 use crate::socket::tether_tcp_options;
 use crate::time::{duration_ms, ms};
+use crate::transport_options::{settings, tether_transport_options};
 use bytes::Bytes;
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tether_core::liveness::HeartbeatConfig;
 use tether_transports::driver::{Client, ClientConfig, ClientHandle, SendError};
-use tether_transports::tcp::TcpConnector;
+use tether_transports::endpoint;
 use tokio::task::JoinHandle;
 
 /// Settings of a managed client. Fill it with `tether_client_config_default`
@@ -36,8 +37,14 @@ pub struct tether_client_config {
     /// Messages kept while disconnected (>= 1); `tether_client_send`
     /// returns `TETHER_RESULT_FULL` beyond it.
     pub max_pending: usize,
-    /// Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each connection.
+    /// Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each
+    /// connection (`tcp://` and `tls://`).
     pub tcp: tether_tcp_options,
+    /// Settings of `tls://`, `quic://` and `udp://` (trust roots, server
+    /// name, client certificate, ALPN, 0-RTT, PSK, ...), copied at
+    /// `tether_client_new`; `{0}` (the default) for each transport's
+    /// defaults. See `tether_transport_options_new`.
+    pub transport: tether_transport_options,
 }
 
 impl tether_client_config {
@@ -50,6 +57,7 @@ impl tether_client_config {
             backoff: (&c.backoff).into(),
             max_pending: c.max_pending,
             tcp: (&tether_transports::tcp::TcpOptions::default()).into(),
+            transport: tether_transport_options { id: 0 },
         }
     }
 
@@ -103,7 +111,8 @@ static CLIENTS: HandleTable<ClientObj> = HandleTable::new(Kind::Client);
 
 /// Fills `*out_config` with the defaults: heartbeat 15 s / 10 s / 2 misses,
 /// the default backoff (see `tether_backoff_config_default`), 1024 pending
-/// messages, tether's TCP options (see `tether_tcp_options_default`).
+/// messages, tether's TCP options (see `tether_tcp_options_default`), no
+/// transport options (`{0}`).
 /// Errors: `TETHER_RESULT_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn tether_client_config_default(
@@ -115,24 +124,38 @@ pub extern "C" fn tether_client_config_default(
     })
 }
 
-/// Creates a client that keeps a connection to `address`
-/// (`"tcp://host:port"`, IPv6 as `"tcp://[::1]:port"`; the name is resolved
-/// again on every attempt) and writes its handle to `*out_client`. It starts
-/// connecting at once, on tether's runtime.
+/// Creates a client that keeps a connection to `address` and writes its
+/// handle to `*out_client`. It starts connecting at once, on tether's
+/// runtime.
 ///
-/// `config` may be NULL for the defaults; both strings and structs are
-/// borrowed for the call only. The delivery mode is fixed here: with a
-/// `callback`, every event is passed to `callback(userdata, &event)` on a
-/// dispatch thread owned by this client (one event at a time, in order);
-/// with `callback` NULL the client is in poll mode (`tether_client_poll_event`,
-/// `tether_client_event_fd`) and `userdata` is ignored. The caller owns the
-/// handle and releases it with `tether_client_free`.
+/// `address` is `"scheme://host:port"` with scheme `tcp`, `tls` (TLS over
+/// TCP), `quic` (QUIC datagrams) or `udp` (UDP datagrams with an
+/// authenticated session); IPv6 as `"tcp://[::1]:port"`; the name is
+/// resolved again on every attempt. `tls://` and `quic://` verify the
+/// server's certificate against the platform's roots unless
+/// `config->transport` names a CA file; `udp://` needs a pre-shared key in
+/// `config->transport` (see `tether_transport_options_set_udp_psk`). Under
+/// `quic://` the QUIC keep-alive and idle timeout follow the heartbeat
+/// (keep-alive = interval, idle timeout = the heartbeat's detection bound).
+///
+/// `config` may be NULL for the defaults; strings and structs, and the
+/// transport options object, are borrowed for the call only. The delivery
+/// mode is fixed here: with a `callback`, every event is passed to
+/// `callback(userdata, &event)` on a dispatch thread owned by this client
+/// (one event at a time, in order); with `callback` NULL the client is in
+/// poll mode (`tether_client_poll_event`, `tether_client_event_fd`) and
+/// `userdata` is ignored. The caller owns the handle and releases it with
+/// `tether_client_free`.
 ///
 /// Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_ADDRESS`
-/// (unparsable, unknown scheme, port 0) and `TETHER_RESULT_INVALID_CONFIG`,
-/// both detailed by `tether_last_error_message`;
-/// `TETHER_RESULT_NOT_SUPPORTED` for a scheme other than `tcp://`;
-/// `TETHER_RESULT_IO` if a thread or descriptor cannot be created.
+/// (unparsable, unknown scheme, port 0); `TETHER_RESULT_INVALID_CONFIG`
+/// (a config field, or a transport option: a CA or certificate file that
+/// cannot be read or holds no certificate, an invalid server name, a
+/// missing or short UDP PSK), both detailed by `tether_last_error_message`;
+/// `TETHER_RESULT_STALE_HANDLE` / `TETHER_RESULT_INVALID_HANDLE` for a bad
+/// `config->transport`; `TETHER_RESULT_NOT_SUPPORTED` for a transport not
+/// compiled into this libtether; `TETHER_RESULT_IO` if a thread or
+/// descriptor cannot be created.
 #[no_mangle]
 pub extern "C" fn tether_client_new(
     address: *const c_char,
@@ -150,14 +173,14 @@ pub extern "C" fn tether_client_new(
             .unwrap_or_else(tether_client_config::defaults);
         let tcp = config.tcp.to_core()?;
         let core = config.to_core()?;
+        let transport = settings(config.transport)?.for_client(tcp, &core.heartbeat);
         let out_client = out(out_client)?;
         let rt = runtime()?;
+        let _ctx = rt.enter();
+        let connector =
+            endpoint::connector(&addr, &transport).map_err(|e| address::endpoint_error(&e))?;
         let (delivery, sink) = Delivery::new(callback, userdata, "tether-client-cb")?;
-        let client = {
-            let _ctx = rt.enter();
-            Client::spawn(TcpConnector::new(addr.host, addr.port, tcp), core)
-                .map_err(config_error)?
-        };
+        let client = Client::spawn(connector, core).map_err(config_error)?;
         let handle = client.handle();
         let pump = rt.spawn(pump(client, sink));
         let obj = ClientObj {

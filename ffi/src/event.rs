@@ -1,7 +1,9 @@
 //! `tether_event`: what managed clients and servers report, flat for C.
 
 use bytes::Bytes;
-use std::ffi::c_void;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Arc;
 use tether_core::supervisor::Lifecycle;
 use tether_transports::driver::{ClientEvent, ServerEvent};
 
@@ -39,7 +41,7 @@ pub enum tether_event_kind {
 
 /// One event of a managed client or server.
 ///
-/// Fields that do not apply to the kind are 0 (`data` NULL). `data` is
+/// Fields that do not apply to the kind are 0 (`data`, `peer` NULL). `data` is
 /// owned by tether: in callback mode it is valid only during the callback;
 /// in poll mode until the next poll call (or free) on the same object. Copy
 /// what you keep.
@@ -65,6 +67,11 @@ pub struct tether_event {
     pub data: *const u8,
     /// `MESSAGE`: the payload length in bytes.
     pub len: usize,
+    /// Server: the peer's address as NUL-terminated text, `"ip:port"`
+    /// (IPv6 as `"[ip]:port"`), on every event of a connection (`ACCEPTED`,
+    /// `MESSAGE`, `CLOSED`), so that a timed-out or reset connection can be
+    /// traced to its peer. NULL for client events. Borrowed like `data`.
+    pub peer: *const c_char,
 }
 
 /// Receives events in callback mode: `userdata` as given at creation, then
@@ -79,15 +86,18 @@ pub struct tether_event {
 pub type tether_event_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const tether_event)>;
 
-/// An event with its payload owned, until it is shown to C.
+/// An event with its payload (and peer address) owned, until it is shown
+/// to C.
 #[derive(Debug, Clone)]
 pub(crate) struct OwnedEvent {
     base: tether_event,
     data: Bytes,
+    peer: Option<Arc<CStr>>,
 }
 
-// SAFETY: `base.data` is always NULL inside an `OwnedEvent`; the pointer is
-// filled in only by `view`, on the copy handed to C.
+// SAFETY: `base.data` and `base.peer` are always NULL inside an
+// `OwnedEvent`; the pointers are filled in only by `view`, on the copy
+// handed to C.
 unsafe impl Send for OwnedEvent {}
 
 impl OwnedEvent {
@@ -102,8 +112,10 @@ impl OwnedEvent {
                 conn: 0,
                 data: std::ptr::null(),
                 len: 0,
+                peer: std::ptr::null(),
             },
             data: Bytes::new(),
+            peer: None,
         }
     }
 
@@ -120,6 +132,9 @@ impl OwnedEvent {
         let mut c = self.base;
         if !self.data.is_empty() {
             c.data = self.data.as_ptr();
+        }
+        if let Some(peer) = &self.peer {
+            c.peer = peer.as_ptr();
         }
         c
     }
@@ -164,21 +179,76 @@ impl From<ClientEvent> for OwnedEvent {
     }
 }
 
-impl From<ServerEvent> for OwnedEvent {
-    fn from(e: ServerEvent) -> Self {
-        match e {
-            ServerEvent::Accepted { id, .. } => {
-                let mut e = Self::new(tether_event_kind::Accepted);
+/// Turns a server's events into C events, remembering each connection's
+/// peer address from its `Accepted` until its `Closed`.
+#[derive(Debug, Default)]
+pub(crate) struct ServerEvents {
+    peers: HashMap<u64, Arc<CStr>>,
+}
+
+impl ServerEvents {
+    /// The C form of `e`, with the connection's peer address.
+    pub(crate) fn convert(&mut self, e: ServerEvent) -> OwnedEvent {
+        let (mut event, conn) = match e {
+            ServerEvent::Accepted { id, peer } => {
+                let text = CString::new(peer.to_string()).unwrap_or_default();
+                self.peers.insert(id.to_u64(), Arc::from(text));
+                let mut e = OwnedEvent::new(tether_event_kind::Accepted);
                 e.base.conn = id.to_u64();
-                e
+                (e, id.to_u64())
             }
-            ServerEvent::Message { id, data } => Self::message(id.to_u64(), data),
+            ServerEvent::Message { id, data } => {
+                (OwnedEvent::message(id.to_u64(), data), id.to_u64())
+            }
             ServerEvent::Closed { id, reason } => {
-                let mut e = Self::new(tether_event_kind::Closed);
+                let mut e = OwnedEvent::new(tether_event_kind::Closed);
                 e.base.conn = id.to_u64();
                 e.base.reason = reason as u32;
-                e
+                e.peer = self.peers.remove(&id.to_u64());
+                return e;
             }
-        }
+        };
+        event.peer = self.peers.get(&conn).cloned();
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_core::registry::ConnId;
+    use tether_core::DisconnectReason;
+
+    fn peer_of(e: &OwnedEvent) -> Option<String> {
+        let view = e.view();
+        (!view.peer.is_null()).then(|| {
+            // SAFETY: non-NULL, NUL-terminated, owned by `e`.
+            unsafe { CStr::from_ptr(view.peer) }
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    #[test]
+    fn every_server_event_carries_its_peer_until_closed() {
+        let mut events = ServerEvents::default();
+        let id = ConnId::from_u64(0x0000_0001_0000_0001);
+        let peer = "[::1]:4242".parse().unwrap();
+        let accepted = events.convert(ServerEvent::Accepted { id, peer });
+        assert_eq!(peer_of(&accepted).as_deref(), Some("[::1]:4242"));
+        let message = events.convert(ServerEvent::Message {
+            id,
+            data: Bytes::from_static(b"hi"),
+        });
+        assert_eq!(peer_of(&message).as_deref(), Some("[::1]:4242"));
+        let closed = events.convert(ServerEvent::Closed {
+            id,
+            reason: DisconnectReason::Timeout,
+        });
+        assert_eq!(peer_of(&closed).as_deref(), Some("[::1]:4242"));
+        assert_eq!(closed.view().reason, DisconnectReason::Timeout as u32);
+        assert!(events.peers.is_empty(), "forgotten after CLOSED");
+        let client = OwnedEvent::from(ClientEvent::Message(Bytes::new()));
+        assert!(client.view().peer.is_null());
     }
 }

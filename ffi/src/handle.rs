@@ -1,5 +1,5 @@
 //! Generation-checked handles: the one mechanism behind every object C
-//! holds (backoff, monitor, registry, client, server).
+//! holds (backoff, monitor, registry, client, server, transport options).
 //!
 //! C never sees a pointer into Rust memory. It gets a 64-bit value:
 //!
@@ -36,6 +36,7 @@ pub(crate) enum Kind {
     Registry = 3,
     Client = 4,
     Server = 5,
+    TransportOptions = 6,
 }
 
 impl Kind {
@@ -46,6 +47,7 @@ impl Kind {
             Kind::Registry => "tether_registry",
             Kind::Client => "tether_client",
             Kind::Server => "tether_server",
+            Kind::TransportOptions => "tether_transport_options",
         }
     }
 }

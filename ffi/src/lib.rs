@@ -11,8 +11,13 @@
 //!   no clock: every call takes `now_ms` (see [`time`]).
 //! * **Managed** objects running on tether's own tokio runtime: [`client`]
 //!   (`tether_client_*`, a supervised connection that reconnects with
-//!   backoff) and [`server`] (`tether_server_*`). Their events arrive by
-//!   callback on a tether-owned thread or by polling with an event fd.
+//!   backoff) and [`server`] (`tether_server_*`), over `tcp://`, `tls://`,
+//!   `quic://` or `udp://` (one address syntax and one connector/acceptor
+//!   mechanism shared with Rust and the CLI), configured by
+//!   [`transport_options`] (`tether_transport_options_*`: certificates,
+//!   trust roots, ALPN, 0-RTT, reset keys, pre-shared keys). Their events
+//!   arrive by callback on a tether-owned thread or by polling with an
+//!   event fd; a server's events name the peer's address.
 //!
 //! Conventions (those of rustls-ffi): functions are named
 //! `tether_<object>_<verb>`; the library allocates every object; inputs come
@@ -52,5 +57,6 @@ pub mod runtime;
 pub mod server;
 pub mod socket;
 pub mod time;
+pub mod transport_options;
 
 pub use result::tether_result;

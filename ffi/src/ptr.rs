@@ -42,13 +42,18 @@ pub(crate) fn out_opt<T>(p: *mut T) -> Option<Out<T>> {
 
 /// A borrowed input buffer; NULL is accepted only with length 0.
 pub(crate) fn bytes<'a>(p: *const u8, len: usize) -> Result<&'a [u8], tether_result> {
+    slice(p, len)
+}
+
+/// A borrowed input array; NULL is accepted only with length 0.
+pub(crate) fn slice<'a, T>(p: *const T, len: usize) -> Result<&'a [T], tether_result> {
     if len == 0 {
         return Ok(&[]);
     }
     if p.is_null() {
         return Err(tether_result::NullArgument);
     }
-    // SAFETY: non-NULL; the caller promises `len` readable bytes.
+    // SAFETY: non-NULL; the caller promises `len` readable elements.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 

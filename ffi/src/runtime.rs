@@ -22,6 +22,7 @@ pub(crate) fn runtime() -> Result<Arc<Runtime>, tether_result> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .thread_name("tether-rt")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .map_err(|e| {
@@ -35,9 +36,29 @@ pub(crate) fn runtime() -> Result<Arc<Runtime>, tether_result> {
     Ok(rt)
 }
 
+/// Blocks SIGPIPE on the calling thread (one of tether's runtime threads).
+///
+/// A write to a connection the peer has already reset raises SIGPIPE, and
+/// its default action kills the process. Rust programs and Python ignore
+/// it; C programs usually do not, and a vectored write (`writev`, as TLS
+/// and framed writes use) cannot ask the kernel not to send it. Blocked on
+/// the thread that writes, the signal stays pending there and the write
+/// fails with EPIPE instead, which the transport reports as a reset; the
+/// host's own signal handling is left alone.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: plain libc calls on a local, zero-initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Frees every object still alive (clients, servers, registries, monitors,
-/// backoffs: all their handles become stale) and stops tether's runtime
-/// threads, waiting up to one second for its tasks to end.
+/// backoffs, transport options: all their handles become stale) and stops
+/// tether's runtime threads, waiting up to one second for its tasks to end.
 ///
 /// Optional: call it at the end of `main` (after freeing your objects) so
 /// that no tether thread outlives your program, e.g. under a leak checker.
@@ -53,6 +74,7 @@ pub extern "C" fn tether_shutdown() -> tether_result {
         crate::registry::free_all();
         crate::monitor::free_all();
         crate::backoff::free_all();
+        crate::transport_options::free_all();
         let rt = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(rt) = rt {
             // Other holders are calls in flight on other threads; the last

@@ -5,7 +5,7 @@ use crate::address;
 use crate::backoff::config_error;
 use crate::conn_id::{conn_id, handle_error};
 use crate::delivery::{Delivery, Sink};
-use crate::event::{tether_event, tether_event_callback, OwnedEvent};
+use crate::event::{tether_event, tether_event_callback, ServerEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
 use crate::policy::tether_policy;
@@ -13,15 +13,22 @@ use crate::ptr::{bytes, out, text};
 use crate::result::tether_result;
 use crate::runtime::runtime;
 use crate::socket::tether_tcp_options;
+use crate::transport_options::{settings, tether_transport_options};
 use bytes::Bytes;
 use std::ffi::{c_char, c_void};
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
+use tether_core::ConfigError;
 use tether_transports::driver::{Server, ServerConfig, ServerEvent, ServerSendError};
-use tether_transports::tcp::{TcpAcceptor, TcpOptions};
+use tether_transports::endpoint;
+use tether_transports::quic::QuicConfigError;
+use tether_transports::tcp::TcpOptions;
+use tether_transports::tls::TlsConfigError;
+use tether_transports::{Endpoint, EndpointError};
 use tokio::task::JoinHandle;
 
 /// Settings of a managed server. Fill it with `tether_server_config_default`
@@ -36,8 +43,13 @@ pub struct tether_server_config {
     /// `TETHER_RESULT_FULL` (>= 1).
     pub send_queue: usize,
     /// Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each accepted
-    /// connection.
+    /// connection (`tcp://` and `tls://`).
     pub tcp: tether_tcp_options,
+    /// Settings of `tls://`, `quic://` and `udp://` (certificate and key
+    /// files, client CA, ALPN, 0-RTT, reset key, PSK, ...), copied at
+    /// `tether_server_new`; `{0}` (the default) for each transport's
+    /// defaults. See `tether_transport_options_new`.
+    pub transport: tether_transport_options,
 }
 
 impl tether_server_config {
@@ -53,6 +65,7 @@ impl tether_server_config {
             policy,
             send_queue: c.send_queue,
             tcp: (&TcpOptions::default()).into(),
+            transport: tether_transport_options { id: 0 },
         }
     }
 }
@@ -105,7 +118,8 @@ impl Drop for ServerObj {
 static SERVERS: HandleTable<ServerObj> = HandleTable::new(Kind::Server);
 
 /// Fills `*out_config` with the defaults: heartbeat policy 15 s / 10 s /
-/// 2 misses, 1024 queued messages per connection, tether's TCP options.
+/// 2 misses, 1024 queued messages per connection, tether's TCP options, no
+/// transport options (`{0}`).
 /// Errors: `TETHER_RESULT_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn tether_server_config_default(
@@ -117,22 +131,35 @@ pub extern "C" fn tether_server_config_default(
     })
 }
 
-/// Binds `address` (`"tcp://ip:port"` with an IP literal, e.g.
-/// `"tcp://127.0.0.1:0"` or `"tcp://[::]:7000"`; port 0 lets the kernel
-/// choose, see `tether_server_local_port`), starts serving on tether's
-/// runtime and writes the server's handle to `*out_server`.
+/// Binds `address`, starts serving on tether's runtime and writes the
+/// server's handle to `*out_server`.
 ///
-/// `config` may be NULL for the defaults; strings and structs are borrowed
-/// for the call only. Delivery mode as for `tether_client_new`: with a
-/// `callback`, events go to `callback(userdata, &event)` on a dispatch thread
-/// owned by this server; with NULL, poll them with
-/// `tether_server_poll_event` / `tether_server_event_fd`. The caller owns
-/// the handle and releases it with `tether_server_free`.
+/// `address` is `"scheme://ip:port"` with an IP literal and scheme `tcp`,
+/// `tls`, `quic` or `udp`, e.g. `"tcp://127.0.0.1:0"` or
+/// `"quic://[::]:7000"`; port 0 lets the kernel choose (see
+/// `tether_server_local_port`). `tls://` and `quic://` need a certificate
+/// and key (`tether_transport_options_set_tls_cert` /
+/// `_set_quic_cert`), `udp://` a pre-shared key, all in
+/// `config->transport`. Under `quic://` the QUIC keep-alive and idle
+/// timeout follow `config->policy`.
 ///
-/// Errors: `TETHER_RESULT_NULL_ARGUMENT`, `TETHER_RESULT_INVALID_ADDRESS`
-/// (also for a host name), `TETHER_RESULT_NOT_SUPPORTED` (a scheme other
-/// than `tcp://`), `TETHER_RESULT_INVALID_CONFIG`, `TETHER_RESULT_IO` (e.g.
-/// the address is in use; the OS error is in `tether_last_error_message`).
+/// `config` may be NULL for the defaults; strings and structs, and the
+/// transport options object, are borrowed for the call only. Delivery mode
+/// as for `tether_client_new`: with a `callback`, events go to
+/// `callback(userdata, &event)` on a dispatch thread owned by this server;
+/// with NULL, poll them with `tether_server_poll_event` /
+/// `tether_server_event_fd`. Every event of a connection carries the peer's
+/// address (`tether_event.peer`). The caller owns the handle and releases
+/// it with `tether_server_free`.
+///
+/// Errors: `TETHER_RESULT_NULL_ARGUMENT`; `TETHER_RESULT_INVALID_ADDRESS`
+/// (also for a host name); `TETHER_RESULT_INVALID_CONFIG` (a config field,
+/// or a transport option: a missing certificate or key, a file that cannot
+/// be read or parsed, a missing or short UDP PSK; the detail names it);
+/// `TETHER_RESULT_STALE_HANDLE` / `TETHER_RESULT_INVALID_HANDLE` for a bad
+/// `config->transport`; `TETHER_RESULT_NOT_SUPPORTED` for a transport not
+/// compiled into this libtether; `TETHER_RESULT_IO` (e.g. the address is in
+/// use; the OS error is in `tether_last_error_message`).
 #[no_mangle]
 pub extern "C" fn tether_server_new(
     address: *const c_char,
@@ -142,7 +169,7 @@ pub extern "C" fn tether_server_new(
     out_server: *mut tether_server,
 ) -> tether_result {
     guard(|| {
-        let sockaddr = address::listen(text(address)?)?;
+        let endpoint = address::listen(text(address)?)?;
         // SAFETY: NULL means defaults; otherwise the caller promises a valid
         // struct.
         let config = unsafe { config.as_ref() }
@@ -154,11 +181,12 @@ pub extern "C" fn tether_server_new(
             send_queue: config.send_queue,
         };
         core.validate().map_err(config_error)?;
+        let transport = settings(config.transport)?.for_server(tcp, &core.policy);
         let out_server = out(out_server)?;
         let rt = runtime()?;
         let acceptor = rt
-            .block_on(TcpAcceptor::bind(sockaddr, tcp))
-            .map_err(|e| fail(tether_result::Io, format!("cannot bind {sockaddr}: {e}")))?;
+            .block_on(endpoint::acceptor(&endpoint, &transport))
+            .map_err(|e| bind_error(&endpoint, e))?;
         let server = {
             let _ctx = rt.enter();
             Server::spawn(acceptor, core).map_err(config_error)?
@@ -178,6 +206,27 @@ pub extern "C" fn tether_server_new(
     })
 }
 
+/// A failed bind: rejected options (the transports' typed configuration
+/// errors, or `InvalidInput` / `InvalidData`, which binding a socket never
+/// returns) are `INVALID_CONFIG`, the rest `IO`.
+fn bind_error(endpoint: &Endpoint, e: io::Error) -> tether_result {
+    let typed = e.get_ref().is_some_and(|inner| {
+        inner.is::<TlsConfigError>()
+            || inner.is::<QuicConfigError>()
+            || inner.is::<ConfigError>()
+            || inner.is::<EndpointError>()
+    });
+    let config = matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+    );
+    if typed || config {
+        address::options_error(endpoint.scheme.as_str(), "server ", &e.to_string())
+    } else {
+        fail(tether_result::Io, format!("cannot bind {endpoint}: {e}"))
+    }
+}
+
 /// The next event of the shared server, without holding its lock across an
 /// await (the receive is cancel-safe, so polling a fresh future each time
 /// loses nothing).
@@ -194,15 +243,17 @@ async fn next_event(server: &Mutex<Option<Server>>) -> Option<ServerEvent> {
 }
 
 async fn pump(server: Arc<Mutex<Option<Server>>>, sink: Sink) {
+    let mut events = ServerEvents::default();
     while let Some(event) = next_event(&server).await {
-        if !sink.push(OwnedEvent::from(event)) {
+        if !sink.push(events.convert(event)) {
             break;
         }
     }
 }
 
-/// Writes the bound TCP port to `*out_port` (the kernel's choice when the
-/// address said port 0). Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+/// Writes the bound port (TCP for `tcp://` and `tls://`, UDP for `quic://`
+/// and `udp://`) to `*out_port`: the kernel's choice when the address said
+/// port 0. Errors: `TETHER_RESULT_NULL_ARGUMENT`,
 /// `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn tether_server_local_port(

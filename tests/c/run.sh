@@ -81,6 +81,7 @@ build() { # build <output> <source>
 build test_handles tests/c/test_handles.c
 build test_s4_epoll tests/c/test_s4_epoll.c
 build test_managed tests/c/test_managed.c
+build test_transports tests/c/test_transports.c
 build epoll_echo_server examples/c/epoll_echo_server.c
 build supervised_client examples/c/supervised_client.c
 echo "ok: built C tests and examples in $OUT"
@@ -103,9 +104,13 @@ run() { # run <name> [args...]
 run test_handles
 run test_s4_epoll
 run test_managed
+run test_transports
 
 # The two examples together: the managed client against the epoll server.
-"$OUT/epoll_echo_server" 0 >"$OUT/echo_server.log" &
+# The log is created before the server starts: reading a previous run's
+# log (a stale port), or none yet, would race with the server's startup.
+: >"$OUT/echo_server.log"
+"$OUT/epoll_echo_server" 0 >>"$OUT/echo_server.log" &
 server_pid=$!
 port=""
 i=0

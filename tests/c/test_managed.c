@@ -3,7 +3,7 @@
  *
  *  1. exchange + server restart (callback mode): the client reconnects to a
  *     new server on the same port; lifecycle events arrive exactly once and
- *     in order;
+ *     in order; every server event names the peer's address;
  *  2. server-side close of a connection id: the second close and later
  *     sends are STALE and never touch the client's next connection;
  *  3. poll mode with the event fd (client and server);
@@ -20,185 +20,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "test_util.h"
-
-#define MAX_EVENTS 4096
-#define MAX_MSGS 64
-
-typedef struct recorder {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    tether_event events[MAX_EVENTS];
-    int n;
-    char msgs[MAX_MSGS][64];
-    uint64_t msg_conn[MAX_MSGS];
-    int nmsgs;
-    /* server behaviour */
-    tether_server server;
-    int echo;          /* echo every message back */
-    const char *greet; /* send this to every accepted connection */
-    int send_errors;
-    /* destroy-in-callback */
-    tether_client self_client;
-    tether_server self_server;
-    uint32_t free_on;  /* event kind that triggers freeing self (0 = never) */
-    int freed;
-    tether_result free_rc;
-    int after_free;    /* callbacks after the object was freed */
-    int data_ok;       /* the event's data was intact after the free */
-    volatile int outside_freed; /* set by main after a free from outside */
-} recorder;
-
-static void rec_init(recorder *r) {
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-}
-
-static void rec_destroy(recorder *r) {
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->lock);
-}
-
-static void on_event(void *userdata, const tether_event *ev) {
-    recorder *r = userdata;
-    pthread_mutex_lock(&r->lock);
-    if (r->freed || __atomic_load_n(&r->outside_freed, __ATOMIC_ACQUIRE)) {
-        r->after_free++;
-    }
-    if (r->n < MAX_EVENTS) {
-        r->events[r->n] = *ev;
-        r->events[r->n].data = NULL; /* only valid during the call */
-        r->n++;
-    }
-    if (ev->kind == TETHER_EVENT_KIND_MESSAGE && r->nmsgs < MAX_MSGS) {
-        size_t len = ev->len < 63 ? ev->len : 63;
-        memcpy(r->msgs[r->nmsgs], ev->data, len);
-        r->msgs[r->nmsgs][len] = '\0';
-        r->msg_conn[r->nmsgs] = ev->conn;
-        r->nmsgs++;
-    }
-    if (r->echo && ev->kind == TETHER_EVENT_KIND_MESSAGE && ev->conn != 0) {
-        if (tether_server_send(r->server, ev->conn, ev->data, ev->len) != TETHER_RESULT_OK) {
-            r->send_errors++;
-        }
-    }
-    if (r->greet && ev->kind == TETHER_EVENT_KIND_ACCEPTED) {
-        if (tether_server_send(r->server, ev->conn, (const uint8_t *)r->greet, strlen(r->greet)) !=
-            TETHER_RESULT_OK) {
-            r->send_errors++;
-        }
-    }
-    if (r->free_on && ev->kind == r->free_on && !r->freed) {
-        /* Destroy ourselves from inside our own callback. */
-        if (r->self_client.id) {
-            r->free_rc = tether_client_free(r->self_client);
-        } else {
-            r->free_rc = tether_server_free(r->self_server);
-        }
-        r->freed = 1;
-        /* The event stays valid until we return. */
-        if (ev->kind == TETHER_EVENT_KIND_MESSAGE && r->greet == NULL) {
-            r->data_ok = ev->len == 7 && memcmp(ev->data, "welcome", 7) == 0;
-        }
-    }
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-}
-
-static int count_kind(recorder *r, uint32_t kind) {
-    int c = 0;
-    for (int i = 0; i < r->n; i++) {
-        c += r->events[i].kind == kind;
-    }
-    return c;
-}
-
-/* Waits (up to ms) until at least `want` events of `kind` were recorded. */
-static int wait_kind(recorder *r, uint32_t kind, int want, unsigned ms) {
-    uint64_t deadline = test_mono_ms() + ms;
-    pthread_mutex_lock(&r->lock);
-    while (count_kind(r, kind) < want && test_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-    }
-    int ok = count_kind(r, kind) >= want;
-    pthread_mutex_unlock(&r->lock);
-    if (!ok) {
-        fprintf(stderr, "timed out waiting for %d events of kind %u\n", want, kind);
-    }
-    return ok;
-}
-
-static int wait_msgs(recorder *r, int want, unsigned ms) {
-    return wait_kind(r, TETHER_EVENT_KIND_MESSAGE, want, ms);
-}
-
-static tether_client_config fast_client_config(void) {
-    tether_client_config c;
-    tether_client_config_default(&c);
-    c.heartbeat_interval_ms = 1000;
-    c.heartbeat_timeout_ms = 500;
-    c.heartbeat_max_missed = 2;
-    c.backoff.initial_ms = 20;
-    c.backoff.max_delay_ms = 100;
-    c.backoff.jitter = TETHER_JITTER_NONE;
-    c.backoff.healthy_after_ms = 0;
-    return c;
-}
+#include "recorder.h"
 
 static void address_of(tether_server s, char *buf, size_t len) {
     uint16_t port = 0;
     CHECK_OK(tether_server_local_port(s, &port));
     snprintf(buf, len, "tcp://127.0.0.1:%u", (unsigned)port);
-}
-
-/* Lifecycle order per generation: CONNECTING, then CONNECTED or
- * CONNECT_FAILED; each CONNECTED followed by exactly one DISCONNECTED
- * (except the last when closed); one CLOSED, last. */
-static void check_lifecycle(recorder *r) {
-    uint64_t connecting_gen = 0, connected_gen = 0;
-    int open = 0, terminal = 0;
-    for (int i = 0; i < r->n; i++) {
-        tether_event *e = &r->events[i];
-        CHECK(!terminal); /* nothing after CLOSED / GAVE_UP */
-        switch (e->kind) {
-        case TETHER_EVENT_KIND_CONNECTING:
-            CHECK(!open);
-            CHECK(e->generation == connecting_gen + 1);
-            connecting_gen = e->generation;
-            break;
-        case TETHER_EVENT_KIND_CONNECTED:
-            CHECK(e->generation == connecting_gen && !open);
-            CHECK(e->generation > connected_gen);
-            connected_gen = e->generation;
-            open = 1;
-            break;
-        case TETHER_EVENT_KIND_CONNECT_FAILED:
-            CHECK(e->generation == connecting_gen && !open);
-            CHECK(e->reason >= 4 && e->reason <= 6);
-            break;
-        case TETHER_EVENT_KIND_DISCONNECTED:
-            CHECK(open && e->generation == connected_gen);
-            open = 0;
-            break;
-        case TETHER_EVENT_KIND_MESSAGE:
-            CHECK(open);
-            break;
-        case TETHER_EVENT_KIND_CLOSED:
-        case TETHER_EVENT_KIND_GAVE_UP:
-            terminal = 1;
-            break;
-        default:
-            break;
-        }
-    }
 }
 
 static void test_exchange_and_restart(void) {
@@ -278,7 +105,12 @@ static void test_exchange_and_restart(void) {
     CHECK(count_kind(&srv2_rec, TETHER_EVENT_KIND_ACCEPTED) == 1);
     CHECK(count_kind(&srv2_rec, TETHER_EVENT_KIND_CLOSED) == 1);
     CHECK(srv2_rec.send_errors == 0);
+    /* Every server event names its peer; CLOSED names the same one. */
+    CHECK(strncmp(srv2_rec.accepted_peer, "127.0.0.1:", 10) == 0);
+    CHECK(strcmp(srv2_rec.closed_peer, srv2_rec.accepted_peer) == 0);
+    CHECK(srv2_rec.peer_missing == 0);
     pthread_mutex_unlock(&srv2_rec.lock);
+    CHECK(cli_rec.peer_unexpected == 0);
     CHECK(srv_rec.send_errors == 0);
     CHECK_OK(tether_server_free(srv2));
     rec_destroy(&srv_rec);
@@ -380,6 +212,8 @@ static void test_poll_mode(void) {
         while (tether_server_poll_event(srv, &ev) == TETHER_RESULT_OK) {
             if (ev.kind == TETHER_EVENT_KIND_ACCEPTED) {
                 accepted++;
+                /* valid until the next poll on srv, like data */
+                CHECK(ev.peer != NULL && strncmp(ev.peer, "127.0.0.1:", 10) == 0);
             } else if (ev.kind == TETHER_EVENT_KIND_MESSAGE) {
                 /* ev.data is valid until the next poll on srv: use it now. */
                 CHECK_OK(tether_server_send(srv, ev.conn, ev.data, ev.len));

@@ -16,19 +16,16 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::{
-    assert_each_disconnect_once, drain_lifecycle, fast_client, fast_heartbeat, wait_lifecycle,
+    assert_exactly_once, drain, echo, fast_client, fast_server, wait_connected, wait_disconnected,
+    wait_for, EchoServer,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tether_core::codec::{Frame, DEFAULT_MAX_FRAME};
-use tether_core::liveness::Policy;
 use tether_core::supervisor::Lifecycle;
 use tether_core::{DisconnectReason, Reconnect};
-use tether_transports::driver::{
-    Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent,
-};
+use tether_transports::driver::{Client, ClientConfig, Server};
 use tether_transports::fault::netns::{NetnsError, NetnsPair};
 use tether_transports::link::Link;
 use tether_transports::tcp::{Keepalive, TcpAcceptor, TcpConnector, TcpLink, TcpOptions};
@@ -235,37 +232,10 @@ async fn echo_server(
     let acceptor = TcpAcceptor::bind(SocketAddr::new(addr, 0), TcpOptions::default())
         .await
         .expect("bind in namespace b");
-    let config = ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    };
-    let mut server = Server::spawn(acceptor, config).unwrap();
-    port.send(server.local_addr().port()).unwrap();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            event = server.next_event() => match event {
-                Some(ServerEvent::Message { id, data }) => {
-                    let _ = server.send(id, data).await;
-                }
-                Some(_) => {}
-                None => return,
-            },
-        }
-    }
-}
-
-async fn wait_message(client: &mut Client, seen: &mut Vec<Lifecycle>, limit: Duration) -> Bytes {
-    let deadline = Instant::now() + limit;
-    loop {
-        match timeout(deadline - Instant::now(), client.next_event()).await {
-            Ok(Some(ClientEvent::Message(msg))) => return msg,
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            Ok(None) => panic!("client ended; events: {seen:?}"),
-            Err(_) => panic!("no message within {limit:?}; events: {seen:?}"),
-        }
-    }
+    // Its task runs on this thread's runtime while we wait for `stop`.
+    let server = EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap());
+    port.send(server.addr.port()).unwrap();
+    let _ = stop.await;
 }
 
 #[test]
@@ -301,37 +271,18 @@ fn supervised_client_detects_a_pulled_cable_and_reconnects_when_plugged() {
                 let mut client =
                     Client::spawn(connector(to, TcpOptions::default()), config).unwrap();
                 let mut seen = vec![];
-                wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
-                    matches!(e, Lifecycle::Connected { .. })
-                })
-                .await;
-                client.handle().send("before".into()).await.unwrap();
-                assert_eq!(
-                    wait_message(&mut client, &mut seen, Duration::from_secs(5)).await,
-                    "before"
-                );
+                wait_connected(&mut client, &mut seen).await;
+                echo(&mut client, &mut seen, b"before").await;
 
                 lab.pull_cable().expect("pull the cable");
                 let pulled = Instant::now();
-                let lost = wait_lifecycle(&mut client, &mut seen, bound + SLACK, |e| {
-                    matches!(e, Lifecycle::Disconnected { .. })
-                })
-                .await;
+                let lost = wait_disconnected(&mut client, &mut seen, bound + SLACK).await;
                 let detected = pulled.elapsed();
-                assert!(
-                    matches!(
-                        lost,
-                        Lifecycle::Disconnected {
-                            reason: DisconnectReason::Timeout,
-                            ..
-                        }
-                    ),
-                    "{lost:?}"
-                );
+                assert_eq!(lost, (1, DisconnectReason::Timeout), "{seen:?}");
 
                 // While the cable is out, no attempt may succeed.
                 let before = seen.len();
-                drain_lifecycle(&mut client, &mut seen, Duration::from_millis(1500)).await;
+                drain(&mut client, &mut seen, Duration::from_millis(1500)).await;
                 assert!(
                     !seen[before..]
                         .iter()
@@ -341,23 +292,19 @@ fn supervised_client_detects_a_pulled_cable_and_reconnects_when_plugged() {
 
                 lab.plug_cable().expect("plug the cable");
                 let plugged = Instant::now();
-                wait_lifecycle(&mut client, &mut seen, Duration::from_secs(15), |e| {
+                wait_for(&mut client, &mut seen, Duration::from_secs(15), |e| {
                     matches!(e, Lifecycle::Connected { .. })
                 })
                 .await;
                 let reconnected = plugged.elapsed();
-                client.handle().send("after".into()).await.unwrap();
-                assert_eq!(
-                    wait_message(&mut client, &mut seen, Duration::from_secs(5)).await,
-                    "after"
-                );
+                echo(&mut client, &mut seen, b"after").await;
                 eprintln!(
                     "supervised client (heartbeat bound {bound:?}): pulled cable found after \
                      {detected:?}, reconnected {reconnected:?} after the cable was plugged"
                 );
                 client.close();
-                drain_lifecycle(&mut client, &mut seen, Duration::from_millis(200)).await;
-                assert_each_disconnect_once(&seen);
+                drain(&mut client, &mut seen, Duration::from_millis(200)).await;
+                assert_exactly_once(&seen);
             })
             .expect("enter namespace a");
         drop(stop_tx);

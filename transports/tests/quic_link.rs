@@ -7,21 +7,13 @@ mod common;
 mod quic_support;
 
 use common::*;
-use quic_support::*;
+use quic_support::{loopback, Pki};
 use std::time::Duration;
-use tether_core::liveness::Policy;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
+use tether_transports::driver::{Client, Server};
 use tether_transports::endpoint::{self, TransportOptions};
 use tether_transports::quic::{QuicAcceptor, QuicConnector, QuicLiveness, QuicServerOptions};
-
-fn fast_server() -> ServerConfig {
-    ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    }
-}
 
 /// QUIC liveness mapped from the test heartbeat (100 ms keep-alive, 300 ms
 /// idle timeout).
@@ -36,127 +28,75 @@ async fn start(options: QuicServerOptions) -> EchoServer {
     EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap())
 }
 
-fn connector(certs: &TestCerts, server: &EchoServer) -> QuicConnector {
+fn connector(pki: &Pki, server: &EchoServer) -> QuicConnector {
     QuicConnector::new(
         "127.0.0.1",
         server.addr.port(),
-        &certs.client(fast_liveness()),
+        &pki.quic_client(fast_liveness()),
     )
     .unwrap()
 }
 
-async fn connected(client: &mut Client, seen: &mut Vec<Lifecycle>) -> u64 {
-    match wait_lifecycle(client, seen, Duration::from_secs(10), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await
-    {
-        Lifecycle::Connected { generation, .. } => generation,
-        _ => unreachable!(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervised_exchange_and_quiet_connection_stays_alive() {
-    let certs = TestCerts::new("exchange");
-    let mut server = start(certs.server()).await;
-    let mut client = Client::spawn(connector(&certs, &server), fast_client()).unwrap();
+    let pki = Pki::generate();
+    let mut server = start(pki.quic_server()).await;
+    let mut client = Client::spawn(connector(&pki, &server), fast_client()).unwrap();
     let mut seen = vec![];
-    assert_eq!(connected(&mut client, &mut seen).await, 1);
+    assert_eq!(wait_connected(&mut client, &mut seen).await, 1);
     for i in 0..20u32 {
         echo(&mut client, &mut seen, format!("message {i}").as_bytes()).await;
     }
     // Quiet for 10x the detection bound (300 ms): heartbeats and QUIC
     // keep-alives keep both sides up.
-    drain_lifecycle(&mut client, &mut seen, Duration::from_secs(3)).await;
+    drain(&mut client, &mut seen, Duration::from_secs(3)).await;
     echo(&mut client, &mut seen, b"still here").await;
     assert_eq!(
         names(&seen),
         ["connecting", "connected"],
         "quiet connection must stay up: {seen:?}"
     );
-    let server_events = server.drain();
-    let accepted = server_events
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::Accepted { .. }))
-        .count();
-    let closed: Vec<_> = server_events
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
-        .collect();
-    assert_eq!(accepted, 1, "{server_events:?}");
-    assert!(closed.is_empty(), "{closed:?}");
+    let mut server_seen = server.drain();
+    assert_eq!(server_accepts(&server_seen), 1, "{server_seen:?}");
+    assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
 
     // An orderly close from the client is the server's PeerClosed.
     client.close();
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+    wait_for(&mut client, &mut seen, Duration::from_secs(5), |e| {
         matches!(e, Lifecycle::Closed)
     })
     .await;
-    let mut sseen = vec![];
-    let ev = server
-        .wait(&mut sseen, Duration::from_secs(5), |e| {
-            matches!(e, ServerEvent::Closed { .. })
-        })
-        .await;
-    assert!(
-        matches!(
-            ev,
-            ServerEvent::Closed {
-                reason: DisconnectReason::PeerClosed,
-                ..
-            }
-        ),
-        "{ev:?}"
-    );
+    let (_, reason) = wait_closed(&mut server, &mut server_seen, Duration::from_secs(5)).await;
+    assert_eq!(reason, DisconnectReason::PeerClosed);
     assert_eq!(
         names(&seen),
         ["connecting", "connected", "disconnected", "closed"]
     );
-    assert!(matches!(
-        seen[2],
-        Lifecycle::Disconnected {
-            generation: 1,
-            reason: DisconnectReason::ClosedLocally
-        }
-    ));
+    assert_eq!(
+        disconnects(&seen),
+        [(1, DisconnectReason::ClosedLocally)],
+        "{seen:?}"
+    );
 }
 
 /// Connects, lets the session ticket arrive, has the server close the
 /// connection, and waits for the reconnect. Returns the connector's stats.
 async fn reconnect_once(zero_rtt_allowed: bool) -> tether_transports::quic::QuicStats {
-    let certs = TestCerts::new("zero-rtt");
-    let mut server = start(certs.server().with_zero_rtt(zero_rtt_allowed)).await;
-    let conn = connector(&certs, &server);
+    let pki = Pki::generate();
+    let mut server = start(pki.quic_server().with_zero_rtt(zero_rtt_allowed)).await;
+    let conn = connector(&pki, &server);
     let stats = conn.clone();
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
-    assert_eq!(connected(&mut client, &mut seen).await, 1);
+    assert_eq!(wait_connected(&mut client, &mut seen).await, 1);
     echo(&mut client, &mut seen, b"first").await;
-    let mut sseen = vec![];
-    let ServerEvent::Accepted { id, .. } = server
-        .wait(&mut sseen, Duration::from_secs(5), |e| {
-            matches!(e, ServerEvent::Accepted { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let id = wait_accepted(&mut server, &mut vec![]).await;
     server.close(id);
-    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    assert_eq!(
-        lost,
-        Lifecycle::Disconnected {
-            generation: 1,
-            reason: DisconnectReason::PeerClosed
-        }
-    );
-    assert_eq!(connected(&mut client, &mut seen).await, 2);
+    let lost = wait_disconnected(&mut client, &mut seen, Duration::from_secs(5)).await;
+    assert_eq!(lost, (1, DisconnectReason::PeerClosed));
+    assert_eq!(wait_connected(&mut client, &mut seen).await, 2);
     echo(&mut client, &mut seen, b"second").await;
-    assert_each_disconnect_once(&seen);
+    assert_exactly_once(&seen);
     client.close();
     stats.stats()
 }
@@ -178,13 +118,13 @@ async fn no_zero_rtt_when_the_server_refuses_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebind_keeps_the_connection() {
-    let certs = TestCerts::new("rebind");
-    let mut server = start(certs.server()).await;
-    let conn = connector(&certs, &server);
+    let pki = Pki::generate();
+    let mut server = start(pki.quic_server()).await;
+    let conn = connector(&pki, &server);
     let handle = conn.clone();
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"before").await;
     let before = handle.local_addr().unwrap();
 
@@ -196,35 +136,24 @@ async fn rebind_keeps_the_connection() {
         echo(&mut client, &mut seen, format!("after {i}").as_bytes()).await;
     }
     // Several detection bounds later the connection is still the first one.
-    drain_lifecycle(&mut client, &mut seen, Duration::from_secs(1)).await;
+    drain(&mut client, &mut seen, Duration::from_secs(1)).await;
     echo(&mut client, &mut seen, b"later").await;
     assert_eq!(names(&seen), ["connecting", "connected"], "{seen:?}");
-    let server_events = server.drain();
-    assert!(
-        !server_events
-            .iter()
-            .any(|e| matches!(e, ServerEvent::Closed { .. })),
-        "{server_events:?}"
-    );
-    assert_eq!(
-        server_events
-            .iter()
-            .filter(|e| matches!(e, ServerEvent::Accepted { .. }))
-            .count(),
-        1
-    );
+    let server_seen = server.drain();
+    assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
+    assert_eq!(server_accepts(&server_seen), 1, "{server_seen:?}");
     client.close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_message_is_dropped_and_counted_not_fatal() {
-    let certs = TestCerts::new("oversized");
-    let server = start(certs.server()).await;
-    let conn = connector(&certs, &server);
+    let pki = Pki::generate();
+    let server = start(pki.quic_server()).await;
+    let conn = connector(&pki, &server);
     let stats = conn.clone();
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     client
         .handle()
         .send(vec![7u8; 64 * 1024].into())
@@ -240,39 +169,23 @@ async fn oversized_message_is_dropped_and_counted_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_certificate_fails_the_handshake() {
-    let certs = TestCerts::new("trusted");
-    let other = TestCerts::new("other");
-    let server = start(certs.server()).await;
-    let conn = QuicConnector::new(
-        "127.0.0.1",
-        server.addr.port(),
-        &other.client(fast_liveness()),
-    )
-    .unwrap();
+    let pki = Pki::generate();
+    let server = start(pki.quic_server()).await;
+    // Trusts only a CA that signed nothing we use.
+    let options = pki.quic_client(fast_liveness()).with_ca_file(&pki.other_ca);
+    let conn = QuicConnector::new("127.0.0.1", server.addr.port(), &options).unwrap();
     let stats = conn.clone();
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
-    let failed = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
-        matches!(e, Lifecycle::ConnectFailed { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            failed,
-            Lifecycle::ConnectFailed {
-                reason: DisconnectReason::ProtocolError,
-                ..
-            }
-        ),
-        "{failed:?}"
-    );
+    let reason = wait_connect_failed(&mut client, &mut seen).await;
+    assert_eq!(reason, DisconnectReason::ProtocolError, "{seen:?}");
     assert!(stats.stats().failed_handshakes >= 1);
     client.close();
 }
 
 #[tokio::test]
 async fn configuration_errors_are_clear() {
-    let certs = TestCerts::new("config");
+    let pki = Pki::generate();
     let quic = |url: &str| url.parse::<endpoint::Endpoint>().unwrap();
 
     // No certificate configured.
@@ -284,7 +197,7 @@ async fn configuration_errors_are_clear() {
 
     // A certificate file that does not exist: the path is in the message.
     let mut options = TransportOptions {
-        quic_server: QuicServerOptions::new(certs.path("missing.pem"), &certs.key),
+        quic_server: QuicServerOptions::new(pki.path("missing.pem"), &pki.server_key),
         ..TransportOptions::default()
     };
     let err = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
@@ -295,9 +208,9 @@ async fn configuration_errors_are_clear() {
     assert!(err.to_string().contains("missing.pem"), "{err}");
 
     // A reset-key file in a directory that does not exist.
-    options.quic_server = certs
-        .server()
-        .with_reset_key_file(certs.path("no/such/dir/reset.key"));
+    options.quic_server = pki
+        .quic_server()
+        .with_reset_key_file(pki.path("no/such/dir/reset.key"));
     let err = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
         .await
         .err()
@@ -305,16 +218,16 @@ async fn configuration_errors_are_clear() {
     assert!(err.to_string().contains("reset key file"), "{err}");
 
     // A CA file that does not exist.
-    options.quic_client = certs
-        .client(fast_liveness())
-        .with_ca_file(certs.path("nope.pem"));
+    options.quic_client = pki
+        .quic_client(fast_liveness())
+        .with_ca_file(pki.path("nope.pem"));
     let err = endpoint::connector(&quic("quic://127.0.0.1:4433"), &options)
         .err()
         .unwrap();
     assert!(err.to_string().contains("nope.pem"), "{err}");
 
     // Keep-alive not below the idle timeout.
-    options.quic_client = certs.client(QuicLiveness {
+    options.quic_client = pki.quic_client(QuicLiveness {
         keep_alive: Some(Duration::from_secs(5)),
         idle_timeout: Duration::from_secs(1),
     });
@@ -324,8 +237,8 @@ async fn configuration_errors_are_clear() {
     assert!(err.to_string().contains("quic.keep_alive"), "{err}");
 
     // The happy path through the shared address syntax.
-    options.quic_client = certs.client(fast_liveness());
-    options.quic_server = certs.server();
+    options.quic_client = pki.quic_client(fast_liveness());
+    options.quic_server = pki.quic_server();
     let acceptor = endpoint::acceptor(&quic("quic://127.0.0.1:0"), &options)
         .await
         .unwrap();
@@ -336,7 +249,7 @@ async fn configuration_errors_are_clear() {
     assert_eq!(conn.peer(), url);
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"via endpoint").await;
     client.close();
     drop(server);

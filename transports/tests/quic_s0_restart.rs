@@ -9,20 +9,15 @@
 mod common;
 mod quic_support;
 
-use common::process::{serve_child_main, ServerProcess};
+use common::process::{serve_child_main, ChildConfig, ServerProcess};
+use common::s0::{Lost, Proof, Restart, S0};
 use common::*;
-use quic_support::*;
-use std::time::{Duration, Instant};
+use quic_support::{liveness, Pki};
+use std::time::Duration;
 use tether_core::liveness::HeartbeatConfig;
-use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, ClientConfig};
-use tether_transports::endpoint::TransportOptions;
-use tether_transports::quic::{QuicConnector, QuicServerOptions};
-
-const CERT_ENV: &str = "TETHER_QUIC_CERT";
-const KEY_ENV: &str = "TETHER_QUIC_KEY";
-const RESET_KEY_ENV: &str = "TETHER_QUIC_RESET_KEY";
+use tether_transports::driver::ClientConfig;
+use tether_transports::quic::QuicConnector;
 
 /// The QUIC idle timeout of the client: long, so that a fast detection can
 /// only come from the stateless reset.
@@ -31,28 +26,7 @@ const IDLE: Duration = Duration::from_secs(5);
 #[test]
 #[ignore = "child-process entry point, started by the tests in this file"]
 fn serve_child() {
-    let (Ok(cert), Ok(key)) = (std::env::var(CERT_ENV), std::env::var(KEY_ENV)) else {
-        return;
-    };
-    let mut server = QuicServerOptions::new(cert, key);
-    if let Ok(path) = std::env::var(RESET_KEY_ENV) {
-        server = server.with_reset_key_file(path);
-    }
-    serve_child_main(TransportOptions {
-        quic_server: server,
-        ..TransportOptions::default()
-    });
-}
-
-fn env(certs: &TestCerts, reset_key: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        (CERT_ENV, certs.cert.display().to_string()),
-        (KEY_ENV, certs.key.display().to_string()),
-    ];
-    if let Some(path) = reset_key {
-        env.push((RESET_KEY_ENV, path.display().to_string()));
-    }
-    env
+    serve_child_main();
 }
 
 /// The client's heartbeat bound (7 s) is above the QUIC idle timeout, so a
@@ -64,88 +38,57 @@ fn client_config() -> ClientConfig {
     }
 }
 
-/// Kills and restarts the server; returns the reason of the client's
-/// disconnect and how long after the kill it was reported.
-async fn restart_and_detect(reset_key: Option<&std::path::Path>) -> (DisconnectReason, Duration) {
-    let certs = TestCerts::new("s0");
-    let key_path = reset_key.map(|name| certs.path(&name.display().to_string()));
-    let server = ServerProcess::start("quic://127.0.0.1:0", &env(&certs, key_path.as_deref()));
-    let port = server.port;
-    let options = certs.client(liveness(Duration::from_millis(250), IDLE));
-    let mut client = Client::spawn(
-        QuicConnector::new("127.0.0.1", port, &options).unwrap(),
-        client_config(),
-    )
-    .unwrap();
-    let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-    echo(&mut client, &mut seen, b"before").await;
-
-    let killed = Instant::now();
-    server.kill();
-    let url = format!("quic://127.0.0.1:{port}");
-    let _server = ServerProcess::start(&url, &env(&certs, key_path.as_deref()));
-    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(15), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    let detected = killed.elapsed();
-    let Lifecycle::Disconnected { generation, reason } = lost else {
-        unreachable!()
+/// Kills and restarts the server (with the reset key in a file when
+/// `persist_reset_key`); returns how the client noticed.
+async fn restart_and_detect(persist_reset_key: bool) -> Lost {
+    let pki = Pki::generate();
+    let child = ChildConfig {
+        cert: Some((pki.server_cert.clone(), pki.server_key.clone())),
+        quic_reset_key: persist_reset_key.then(|| pki.path("reset.key")),
+        ..ChildConfig::default()
     };
-    assert_eq!(generation, 1);
-
-    let back = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(15), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-    assert!(
-        matches!(back, Lifecycle::Connected { generation: 2, .. }),
-        "{back:?}"
-    );
-    echo(&mut client, &mut seen, b"after").await;
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(300)).await;
-
-    // Exactly once each: connecting, connected, disconnected, (failed
-    // attempts and waits), connected again; nothing after it.
-    assert_each_disconnect_once(&seen);
-    let count = |name: &str| seen.iter().filter(|e| e.name() == name).count();
-    assert_eq!(count("disconnected"), 1, "{seen:?}");
-    assert_eq!(count("connected"), 2, "{seen:?}");
-    assert_eq!(seen.last().map(|e| e.name()), Some("connected"), "{seen:?}");
-    client.close();
+    let start = |port: u16| ServerProcess::start(&format!("quic://127.0.0.1:{port}"), &child);
+    let server = start(0);
+    let options = pki.quic_client(liveness(Duration::from_millis(250), IDLE));
+    let connector = QuicConnector::new("127.0.0.1", server.port, &options).unwrap();
+    let mut s0 = S0::connect(server, Proof::Echo, connector, client_config()).await;
+    let lost = s0
+        .kill_and_restart(Restart::AtOnce, Duration::from_secs(15), start)
+        .await;
+    s0.recover().await;
     eprintln!(
-        "QUIC S0 ({}): detected {reason} after {detected:?}",
-        if reset_key.is_some() {
+        "QUIC S0 ({}): detected {} after {:?}",
+        if persist_reset_key {
             "persisted reset key"
         } else {
             "random reset key"
-        }
+        },
+        lost.reason,
+        lost.took
     );
-    (reason, detected)
+    lost
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_server_resets_the_client_at_once_with_a_persisted_key() {
-    let (reason, detected) = restart_and_detect(Some(std::path::Path::new("reset.key"))).await;
-    assert_eq!(reason, DisconnectReason::Reset);
+    let lost = restart_and_detect(true).await;
+    assert_eq!(lost.reason, DisconnectReason::Reset);
     assert!(
-        detected < Duration::from_secs(3),
-        "reset took {detected:?} (idle timeout {IDLE:?})"
+        lost.took < Duration::from_secs(3),
+        "reset took {:?} (idle timeout {IDLE:?})",
+        lost.took
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_persisted_key_only_the_idle_timeout_notices() {
-    let (reason, detected) = restart_and_detect(None).await;
-    assert_eq!(reason, DisconnectReason::Timeout);
+    let lost = restart_and_detect(false).await;
+    assert_eq!(lost.reason, DisconnectReason::Timeout);
     // The idle timer counts from the last packet received before the kill
     // (at most a keep-alive interval earlier).
     assert!(
-        detected >= IDLE - Duration::from_secs(1),
-        "timeout after only {detected:?} (idle timeout {IDLE:?})"
+        lost.took >= IDLE - Duration::from_secs(1),
+        "timeout after only {:?} (idle timeout {IDLE:?})",
+        lost.took
     );
 }

@@ -8,8 +8,7 @@ use socket2::SockRef;
 use std::time::Duration;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
-use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
+use tether_transports::driver::{ServerConfig, ServerEvent};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -19,14 +18,10 @@ const LIMIT: Duration = Duration::from_secs(10);
 async fn client_sees(reset: bool) -> Vec<Lifecycle> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let connector = TcpConnector::new("127.0.0.1", port, TcpOptions::default());
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
+    let mut client = tcp_client(port, fast_client());
     let (stream, _) = listener.accept().await.unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, LIMIT, |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
     if reset {
         SockRef::from(&stream)
             .set_linger(Some(Duration::ZERO))
@@ -34,64 +29,37 @@ async fn client_sees(reset: bool) -> Vec<Lifecycle> {
     }
     drop(stream);
     drop(listener);
-    wait_lifecycle(&mut client, &mut seen, LIMIT, |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
+    wait_disconnected(&mut client, &mut seen, LIMIT).await;
     // Let any duplicate show up before judging.
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(300)).await;
+    drain(&mut client, &mut seen, Duration::from_millis(300)).await;
     client.close();
     seen
-}
-
-fn disconnect_reasons(seen: &[Lifecycle]) -> Vec<DisconnectReason> {
-    seen.iter()
-        .filter_map(|e| match e {
-            Lifecycle::Disconnected {
-                generation: 1,
-                reason,
-            } => Some(*reason),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
 async fn client_reports_orderly_close_once() {
     let seen = client_sees(false).await;
-    assert_eq!(
-        disconnect_reasons(&seen),
-        vec![DisconnectReason::PeerClosed]
-    );
-    assert_each_disconnect_once(&seen);
+    assert_eq!(disconnects(&seen), [(1, DisconnectReason::PeerClosed)]);
+    assert_exactly_once(&seen);
 }
 
 #[tokio::test]
 async fn client_reports_reset_once() {
     let seen = client_sees(true).await;
-    assert_eq!(disconnect_reasons(&seen), vec![DisconnectReason::Reset]);
-    assert_each_disconnect_once(&seen);
+    assert_eq!(disconnects(&seen), [(1, DisconnectReason::Reset)]);
+    assert_exactly_once(&seen);
 }
 
 /// A supervised server watching plain clients that leave with FIN or RST.
 #[tokio::test]
 async fn server_tells_fin_from_rst_once_each() {
-    let acceptor = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
-        .await
-        .unwrap();
-    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let mut server = tcp_server(ServerConfig::default()).await;
     let addr = server.local_addr();
     let mut seen = vec![];
 
     for reset in [false, true] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let accepted = wait_server(&mut server, &mut seen, LIMIT, |e| {
-            matches!(e, ServerEvent::Accepted { .. })
-        })
-        .await;
-        let ServerEvent::Accepted { id, .. } = accepted else {
-            unreachable!()
-        };
+        let id = wait_accepted(&mut server, &mut seen).await;
         if reset {
             SockRef::from(&stream)
                 .set_linger(Some(Duration::ZERO))
@@ -101,7 +69,7 @@ async fn server_tells_fin_from_rst_once_each() {
             stream.shutdown_std();
         }
         drop(stream);
-        let closed = wait_server(
+        let closed = wait_for(
             &mut server,
             &mut seen,
             LIMIT,
@@ -122,12 +90,12 @@ async fn server_tells_fin_from_rst_once_each() {
         );
         assert_eq!(server.close(id), Err(tether_core::HandleError::Stale));
     }
-    drain_server(&mut server, &mut seen, Duration::from_millis(300)).await;
-    let closes = seen
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
-        .count();
-    assert_eq!(closes, 2, "{seen:?}");
+    drain(&mut server, &mut seen, Duration::from_millis(300)).await;
+    assert_eq!(
+        server_closes(&seen),
+        [DisconnectReason::PeerClosed, DisconnectReason::Reset],
+        "{seen:?}"
+    );
 }
 
 trait ShutdownStd {

@@ -7,11 +7,9 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use std::time::{Duration, Instant};
-use tether_core::liveness::Policy;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
-use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
+use tether_transports::driver::ServerConfig;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,80 +20,35 @@ const SLACK: Duration = Duration::from_millis(1500);
 
 #[tokio::test]
 async fn server_drops_a_client_that_stops_answering() {
-    let acceptor = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
-        .await
-        .unwrap();
-    let config = ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    };
-    let bound = config.policy.detection_bound();
-    let mut server = Server::spawn(acceptor, config).unwrap();
+    let bound = fast_server().policy.detection_bound();
+    let mut server = tcp_server(fast_server()).await;
     // A client process that hangs: connected, reads nothing, answers nothing.
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let mut seen = vec![];
     let started = Instant::now();
-    wait_server(&mut server, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, ServerEvent::Accepted { .. })
-    })
-    .await;
-    let closed = wait_server(&mut server, &mut seen, bound + SLACK, |e| {
-        matches!(e, ServerEvent::Closed { .. })
-    })
-    .await;
-    let ServerEvent::Closed { reason, .. } = closed else {
-        unreachable!()
-    };
+    wait_accepted(&mut server, &mut seen).await;
+    let (_, reason) = wait_closed(&mut server, &mut seen, bound + SLACK).await;
     assert_eq!(reason, DisconnectReason::Timeout);
     assert!(started.elapsed() >= bound, "dropped before the bound");
-    drain_server(&mut server, &mut seen, Duration::from_millis(300)).await;
-    let closes = seen
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
-        .count();
-    assert_eq!(closes, 1, "{seen:?}");
+    drain(&mut server, &mut seen, Duration::from_millis(300)).await;
+    assert_eq!(server_closes(&seen), [reason], "{seen:?}");
     drop(stream);
 }
 
 #[tokio::test]
 async fn server_keeps_a_quiet_client_that_answers_pings() {
-    let acceptor = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
-        .await
-        .unwrap();
-    let config = ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    };
-    let bound = config.policy.detection_bound();
-    let mut server = Server::spawn(acceptor, config).unwrap();
-    let port = server.local_addr().port();
+    let bound = fast_server().policy.detection_bound();
+    let mut server = tcp_server(fast_server()).await;
     // A supervised client that sends no application data at all.
-    let mut client = Client::spawn(
-        TcpConnector::new("127.0.0.1", port, TcpOptions::default()),
-        fast_client(),
-    )
-    .unwrap();
+    let mut client = tcp_client(server.local_addr().port(), fast_client());
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
     // Ten detection bounds of application silence: nobody may be dropped.
     let mut server_seen = vec![];
-    drain_server(&mut server, &mut server_seen, bound * 10).await;
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(1)).await;
-    assert!(
-        !server_seen
-            .iter()
-            .any(|e| matches!(e, ServerEvent::Closed { .. })),
-        "{server_seen:?}"
-    );
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, Lifecycle::Disconnected { .. })),
-        "{seen:?}"
-    );
+    drain(&mut server, &mut server_seen, bound * 10).await;
+    drain(&mut client, &mut seen, Duration::from_millis(1)).await;
+    assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
+    assert_eq!(disconnects(&seen), [], "{seen:?}");
     client.close();
 }
 
@@ -112,11 +65,7 @@ async fn client_detects_a_silent_server_while_writing() {
     let (listener, port) = silent_server().await;
     let config = fast_client();
     let bound = config.heartbeat.detection_bound();
-    let mut client = Client::spawn(
-        TcpConnector::new("127.0.0.1", port, TcpOptions::default()),
-        config,
-    )
-    .unwrap();
+    let mut client = tcp_client(port, config);
     let (mut sink, _) = listener.accept().await.unwrap();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
@@ -127,10 +76,7 @@ async fn client_detects_a_silent_server_while_writing() {
         }
     });
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
     // Keep writing the whole time: sending must not count as proof of life.
     let handle = client.handle();
     let writer = tokio::spawn(async move {
@@ -146,24 +92,15 @@ async fn client_detects_a_silent_server_while_writing() {
         }
     });
     let started = Instant::now();
-    let lost = wait_lifecycle(&mut client, &mut seen, bound + SLACK, |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    assert_eq!(
-        lost,
-        Lifecycle::Disconnected {
-            generation: 1,
-            reason: DisconnectReason::Timeout
-        }
-    );
+    let lost = wait_disconnected(&mut client, &mut seen, bound + SLACK).await;
+    assert_eq!(lost, (1, DisconnectReason::Timeout));
     assert!(started.elapsed() <= bound + SLACK);
     // It keeps trying: the next attempt is announced.
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+    wait_for(&mut client, &mut seen, Duration::from_secs(5), |e| {
         matches!(e, Lifecycle::Connecting { generation: 2, .. })
     })
     .await;
-    assert_each_disconnect_once(&seen);
+    assert_exactly_once(&seen);
     client.close();
     writer.abort();
 }
@@ -171,41 +108,16 @@ async fn client_detects_a_silent_server_while_writing() {
 #[tokio::test]
 async fn client_messages_written_while_down_arrive_after_reconnect() {
     // Nothing listens yet: the client queues while it retries.
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-    let mut client = Client::spawn(
-        TcpConnector::new("127.0.0.1", addr.port(), TcpOptions::default()),
-        fast_client(),
-    )
-    .unwrap();
+    let port = unused_port().await;
+    let mut client = tcp_client(port, fast_client());
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::ConnectFailed { .. })
-    })
-    .await;
-    for i in 0..10u8 {
-        client.handle().send(Bytes::from(vec![i])).await.unwrap();
+    wait_connect_failed(&mut client, &mut seen).await;
+    let sent: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i])).collect();
+    for msg in &sent {
+        client.handle().send(msg.clone()).await.unwrap();
     }
-    let acceptor = TcpAcceptor::bind(addr, TcpOptions::default())
-        .await
-        .unwrap();
-    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
-    let mut server_seen = vec![];
-    let mut got = vec![];
-    while got.len() < 10 {
-        let ev = wait_server(
-            &mut server,
-            &mut server_seen,
-            Duration::from_secs(10),
-            |e| matches!(e, ServerEvent::Message { .. }),
-        )
-        .await;
-        if let ServerEvent::Message { data, .. } = ev {
-            got.push(data[0]);
-        }
-    }
-    assert_eq!(got, (0..10).collect::<Vec<u8>>());
+    let mut server = tcp_server_on(port, ServerConfig::default()).await;
+    assert_eq!(wait_messages(&mut server, &mut vec![], 10).await, sent);
     client.close();
 }
 
@@ -220,17 +132,10 @@ async fn close_is_prompt_while_a_write_is_stuck() {
         Duration::from_secs(60),
         1,
     );
-    let mut client = Client::spawn(
-        TcpConnector::new("127.0.0.1", port, TcpOptions::default()),
-        config,
-    )
-    .unwrap();
+    let mut client = tcp_client(port, config);
     let (_stuck, _) = listener.accept().await.unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
     let handle = client.handle();
     let chunk = Bytes::from(vec![0u8; 64 * 1024]);
     // Far more than the kernel buffers hold.
@@ -243,20 +148,14 @@ async fn close_is_prompt_while_a_write_is_stuck() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let closing = Instant::now();
     client.close();
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+    wait_for(&mut client, &mut seen, Duration::from_secs(5), |e| {
         matches!(e, Lifecycle::Closed)
     })
     .await;
     assert!(closing.elapsed() < Duration::from_secs(5));
-    let lost: Vec<_> = seen
-        .iter()
-        .filter(|e| matches!(e, Lifecycle::Disconnected { .. }))
-        .collect();
     assert_eq!(
-        lost,
-        vec![&Lifecycle::Disconnected {
-            generation: 1,
-            reason: DisconnectReason::ClosedLocally
-        }]
+        disconnects(&seen),
+        [(1, DisconnectReason::ClosedLocally)],
+        "{seen:?}"
     );
 }

@@ -6,7 +6,6 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use std::time::Duration;
-use tether_core::supervisor::Lifecycle;
 use tether_transports::driver::{
     Client, SendError, Server, ServerConfig, ServerEvent, ServerSendError,
 };
@@ -39,7 +38,7 @@ async fn oversized_messages_are_refused_and_the_link_survives() {
     );
     handle.send(Bytes::from_static(b"fits")).await.unwrap();
     let mut seen = vec![];
-    let got = wait_server(&mut server, &mut seen, Duration::from_secs(5), |e| {
+    let got = wait_for(&mut server, &mut seen, Duration::from_secs(5), |e| {
         matches!(e, ServerEvent::Message { .. })
     })
     .await;
@@ -52,37 +51,24 @@ async fn oversized_messages_are_refused_and_the_link_survives() {
         Err(ServerSendError::TooLarge { len: 65, max: 64 })
     );
     let mut steps = vec![];
-    drain_lifecycle(&mut client, &mut steps, Duration::from_millis(300)).await;
-    assert!(
-        !steps
-            .iter()
-            .any(|e| matches!(e, Lifecycle::Disconnected { .. })),
-        "{steps:?}"
-    );
+    drain(&mut client, &mut steps, Duration::from_millis(300)).await;
+    assert_eq!(disconnects(&steps), [], "{steps:?}");
     client.close();
 }
 
 #[tokio::test]
 async fn while_down_exactly_max_pending_messages_are_kept() {
     // Nothing listens: the client stays disconnected.
-    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    let port = unused_port().await;
     let mut config = fast_client();
     config.max_pending = 5;
-    let mut client = Client::spawn(
-        TcpConnector::new("127.0.0.1", port, TcpOptions::default()),
-        config,
-    )
-    .unwrap();
+    let mut client = tcp_client(port, config);
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::ConnectFailed { .. })
-    })
-    .await;
+    wait_connect_failed(&mut client, &mut seen).await;
     let handle = client.handle();
-    for i in 0..5u8 {
-        handle.try_send(Bytes::from(vec![i])).unwrap();
+    let sent: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i])).collect();
+    for msg in &sent {
+        handle.try_send(msg.clone()).unwrap();
     }
     // Let the driver run a few retry cycles; it must not take more.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -91,27 +77,7 @@ async fn while_down_exactly_max_pending_messages_are_kept() {
         Err(SendError::Full)
     );
     // The server comes up: all five arrive, in order.
-    let acceptor = TcpAcceptor::bind(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        TcpOptions::default(),
-    )
-    .await
-    .unwrap();
-    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
-    let mut got = vec![];
-    let mut server_seen = vec![];
-    while got.len() < 5 {
-        let ev = wait_server(
-            &mut server,
-            &mut server_seen,
-            Duration::from_secs(10),
-            |e| matches!(e, ServerEvent::Message { .. }),
-        )
-        .await;
-        if let ServerEvent::Message { data, .. } = ev {
-            got.push(data[0]);
-        }
-    }
-    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    let mut server = tcp_server_on(port, ServerConfig::default()).await;
+    assert_eq!(wait_messages(&mut server, &mut vec![], 5).await, sent);
     client.close();
 }

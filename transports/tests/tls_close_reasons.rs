@@ -11,7 +11,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
 use std::time::Duration;
-use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
 use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
 use tls_support::Pki;
@@ -101,20 +100,12 @@ async fn client_sees(end: End) -> DisconnectReason {
     let mut client =
         Client::spawn(pki.connector(port, &pki.client_options()), fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(200)).await;
-    assert_each_disconnect_once(&seen);
+    wait_connected(&mut client, &mut seen).await;
+    let (generation, reason) =
+        wait_disconnected(&mut client, &mut seen, Duration::from_secs(5)).await;
+    drain(&mut client, &mut seen, Duration::from_millis(200)).await;
+    assert_exactly_once(&seen);
     client.close();
-    let Lifecycle::Disconnected { generation, reason } = lost else {
-        unreachable!()
-    };
     assert_eq!(generation, 1);
     reason
 }
@@ -150,31 +141,11 @@ async fn our_server_closing_sends_close_notify() {
         fast_client(),
     )
     .unwrap();
-    let mut server_seen = vec![];
-    let ServerEvent::Accepted { id, .. } =
-        wait_server(&mut server, &mut server_seen, Duration::from_secs(5), |e| {
-            matches!(e, ServerEvent::Accepted { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let id = wait_accepted(&mut server, &mut vec![]).await;
     server.close(id).unwrap();
     let mut seen = vec![];
-    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            lost,
-            Lifecycle::Disconnected {
-                generation: 1,
-                reason: DisconnectReason::PeerClosed
-            }
-        ),
-        "{seen:?}"
-    );
+    let lost = wait_disconnected(&mut client, &mut seen, Duration::from_secs(5)).await;
+    assert_eq!(lost, (1, DisconnectReason::PeerClosed), "{seen:?}");
     client.close();
 }
 
@@ -191,10 +162,7 @@ async fn server_sees(end: End) -> DisconnectReason {
     let name = ServerName::try_from("localhost").unwrap();
     let mut stream = raw_client_config(&pki).connect(name, tcp).await.unwrap();
     let mut seen = vec![];
-    wait_server(&mut server, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, ServerEvent::Accepted { .. })
-    })
-    .await;
+    wait_accepted(&mut server, &mut seen).await;
     // Whatever must stay open until the server has reported.
     let _keep: Box<dyn std::any::Any> = match end {
         End::CloseNotify => {
@@ -218,19 +186,9 @@ async fn server_sees(end: End) -> DisconnectReason {
 }
 
 async fn finish_server(server: &mut Server, seen: &mut Vec<ServerEvent>) -> DisconnectReason {
-    let closed = wait_server(server, seen, Duration::from_secs(5), |e| {
-        matches!(e, ServerEvent::Closed { .. })
-    })
-    .await;
-    drain_server(server, seen, Duration::from_millis(200)).await;
-    let closes = seen
-        .iter()
-        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
-        .count();
-    assert_eq!(closes, 1, "{seen:?}");
-    let ServerEvent::Closed { reason, .. } = closed else {
-        unreachable!()
-    };
+    let (_, reason) = wait_closed(server, seen, Duration::from_secs(5)).await;
+    drain(server, seen, Duration::from_millis(200)).await;
+    assert_eq!(server_closes(seen), [reason], "{seen:?}");
     reason
 }
 

@@ -9,53 +9,14 @@ mod tls_support;
 use bytes::Bytes;
 use common::*;
 use std::time::Duration;
-use tether_core::liveness::Policy;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, ClientEvent, Server, ServerConfig, ServerEvent};
+use tether_transports::driver::{Client, Server, ServerEvent};
 use tether_transports::endpoint::{self, Endpoint, EndpointError, TransportOptions};
 use tether_transports::tcp::TcpOptions;
 use tether_transports::tls::{TlsAcceptor, TlsClientOptions, TlsServerOptions};
 use tls_support::Pki;
 use tokio::io::AsyncReadExt;
-
-fn fast_server() -> ServerConfig {
-    ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    }
-}
-
-/// Echoes every message the server receives until the test ends.
-fn spawn_echo(mut server: Server) -> tokio::task::JoinHandle<Vec<ServerEvent>> {
-    tokio::spawn(async move {
-        let mut seen = vec![];
-        while let Some(ev) = server.next_event().await {
-            if let ServerEvent::Message { id, data } = &ev {
-                let _ = server.send(*id, data.clone()).await;
-            }
-            seen.push(ev);
-        }
-        seen
-    })
-}
-
-async fn echo(client: &mut Client, seen: &mut Vec<Lifecycle>, msg: &'static [u8]) {
-    client.handle().send(Bytes::from_static(msg)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) if m == msg => return,
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            Ok(Some(_)) => {}
-            other => panic!("no echo of {msg:?}: {other:?}; events {seen:?}"),
-        }
-    }
-}
-
-fn is_connected(e: &Lifecycle) -> bool {
-    matches!(e, Lifecycle::Connected { .. })
-}
 
 #[tokio::test]
 async fn client_and_server_exchange_messages_over_tls() {
@@ -67,7 +28,7 @@ async fn client_and_server_exchange_messages_over_tls() {
     let counters = connector.counters();
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
 
     client
         .handle()
@@ -76,7 +37,7 @@ async fn client_and_server_exchange_messages_over_tls() {
         .unwrap();
     let mut server_seen = vec![];
     let ServerEvent::Message { id, data } =
-        wait_server(&mut server, &mut server_seen, Duration::from_secs(5), |e| {
+        wait_for(&mut server, &mut server_seen, Duration::from_secs(5), |e| {
             matches!(e, ServerEvent::Message { .. })
         })
         .await
@@ -85,25 +46,10 @@ async fn client_and_server_exchange_messages_over_tls() {
     };
     assert_eq!(data, Bytes::from_static(b"ping me"));
     server.send(id, Bytes::from_static(b"reply")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) => {
-                assert_eq!(m, Bytes::from_static(b"reply"));
-                break;
-            }
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            other => panic!("no reply: {other:?}; {seen:?}"),
-        }
-    }
+    expect_message(&mut client, &mut seen, b"reply").await;
     assert_eq!(counters.snapshot().full_handshakes, 1);
     assert_eq!(server_counters.snapshot().full_handshakes, 1);
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, Lifecycle::Disconnected { .. })),
-        "{seen:?}"
-    );
+    assert_eq!(disconnects(&seen), [], "{seen:?}");
     client.close();
 }
 
@@ -116,27 +62,17 @@ async fn heartbeat_keeps_a_quiet_tls_connection_alive() {
     let connector = pki.connector(server.local_addr().port(), &pki.client_options());
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
     // No application data for many detection bounds: only pings and pongs
     // (inside TLS) keep both sides convinced.
     let mut server_seen = vec![];
     let window = bound * 8;
     tokio::join!(
-        drain_lifecycle(&mut client, &mut seen, window),
-        drain_server(&mut server, &mut server_seen, window),
+        drain(&mut client, &mut seen, window),
+        drain(&mut server, &mut server_seen, window),
     );
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, Lifecycle::Disconnected { .. })),
-        "{seen:?}"
-    );
-    assert!(
-        !server_seen
-            .iter()
-            .any(|e| matches!(e, ServerEvent::Closed { .. })),
-        "{server_seen:?}"
-    );
+    assert_eq!(disconnects(&seen), [], "{seen:?}");
+    assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
     assert_eq!(server.connection_count(), 1);
     client.close();
 }
@@ -146,23 +82,16 @@ async fn heartbeat_keeps_a_quiet_tls_connection_alive() {
 async fn expect_failures(client: &mut Client, n: usize, reason: DisconnectReason) {
     let mut seen = vec![];
     for _ in 0..n {
-        let failed = wait_lifecycle(client, &mut seen, Duration::from_secs(5), |e| {
-            matches!(
-                e,
-                Lifecycle::ConnectFailed { .. } | Lifecycle::Connected { .. }
-            )
-        })
-        .await;
-        assert!(
-            matches!(failed, Lifecycle::ConnectFailed { reason: r, .. } if r == reason),
+        assert_eq!(
+            wait_connect_failed(client, &mut seen).await,
+            reason,
             "{seen:?}"
         );
     }
-    let waits = seen
-        .iter()
-        .filter(|e| matches!(e, Lifecycle::Waiting { .. }))
-        .count();
-    assert!(waits >= n - 1, "no backoff between attempts: {seen:?}");
+    assert!(
+        count(&seen, "waiting") >= n - 1,
+        "no backoff between attempts: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -181,7 +110,7 @@ async fn client_that_does_not_trust_the_ca_fails_and_keeps_retrying() {
     assert_eq!(stats.full_handshakes + stats.resumed_handshakes, 0);
     // The server never saw a connection (its handshakes failed too).
     let mut server_seen = vec![];
-    drain_server(&mut server, &mut server_seen, Duration::from_millis(100)).await;
+    drain(&mut server, &mut server_seen, Duration::from_millis(100)).await;
     assert!(server_seen.is_empty(), "{server_seen:?}");
     assert!(server_counters.snapshot().failed_handshakes >= 1);
     client.close();
@@ -210,7 +139,7 @@ async fn wrong_server_name_fails_verification() {
     )
     .unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
     client.close();
 }
 
@@ -220,9 +149,8 @@ async fn required_client_certificate_is_enforced() {
     let server_options = pki.server_options().with_client_ca_file(&pki.ca);
     let acceptor = pki.acceptor(&server_options).await;
     let server_counters = acceptor.counters();
-    let server = Server::spawn(acceptor, fast_server()).unwrap();
-    let port = server.local_addr().port();
-    let echo_task = spawn_echo(server);
+    let mut server = EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap());
+    let port = server.addr.port();
 
     // With a certificate from the CA: served.
     let with_cert = pki
@@ -230,7 +158,7 @@ async fn required_client_certificate_is_enforced() {
         .with_client_cert(&pki.client_cert, &pki.client_key);
     let mut good = Client::spawn(pki.connector(port, &with_cert), fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut good, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut good, &mut seen).await;
     echo(&mut good, &mut seen, b"authenticated").await;
 
     // Without one: the server rejects the handshake. Under TLS 1.3 the
@@ -244,7 +172,7 @@ async fn required_client_certificate_is_enforced() {
         .unwrap();
     let mut bad_seen = vec![];
     for _ in 0..2 {
-        let step = wait_lifecycle(&mut bad, &mut bad_seen, Duration::from_secs(5), |e| {
+        let step = wait_for(&mut bad, &mut bad_seen, Duration::from_secs(5), |e| {
             matches!(
                 e,
                 Lifecycle::ConnectFailed { .. } | Lifecycle::Disconnected { .. }
@@ -265,19 +193,21 @@ async fn required_client_certificate_is_enforced() {
             "{bad_seen:?}"
         );
     }
-    assert_each_disconnect_once(&bad_seen);
+    assert_exactly_once(&bad_seen);
     assert!(server_counters.snapshot().failed_handshakes >= 2);
     bad.close();
     good.close();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    echo_task.abort();
-    let server_seen = echo_task.await.unwrap_or_default();
-    assert!(
-        !server_seen.iter().any(
-            |e| matches!(e, ServerEvent::Message { data, .. } if data.as_ref() == b"anonymous")
-        ),
-        "{server_seen:?}"
-    );
+    // Only the authenticated client's message reached the application.
+    let server_seen = server.drain();
+    let messages: Vec<_> = server_seen
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Message { data, .. } => Some(data.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(messages, [b"authenticated"], "{server_seen:?}");
 }
 
 #[tokio::test]
@@ -294,11 +224,11 @@ async fn a_silent_client_does_not_stall_other_handshakes() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _echo = spawn_echo(server);
+    let _echo = EchoServer::spawn(server);
     let mut client =
         Client::spawn(pki.connector(port, &pki.client_options()), fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"not stalled").await;
     client.close();
 }
@@ -334,9 +264,8 @@ async fn endpoint_builds_tls_and_reports_bad_files_clearly() {
     };
     let listen: Endpoint = "tls://127.0.0.1:0".parse().unwrap();
     let acceptor = endpoint::acceptor(&listen, &options).await.unwrap();
-    let server = Server::spawn(acceptor, fast_server()).unwrap();
-    let port = server.local_addr().port();
-    let _echo = spawn_echo(server);
+    let server = EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap());
+    let port = server.addr.port();
     let dial: Endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
     let connector = endpoint::connector(&dial, &options).unwrap();
     assert_eq!(
@@ -345,7 +274,7 @@ async fn endpoint_builds_tls_and_reports_bad_files_clearly() {
     );
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"via endpoint").await;
     client.close();
 
@@ -416,9 +345,9 @@ async fn verification_is_on_by_default_with_platform_roots() {
 async fn alpn_must_match_when_the_server_requires_one() {
     let pki = Pki::generate();
     let options = pki.server_options().with_alpn(["tether/1"]);
-    let server = Server::spawn(pki.acceptor(&options).await, fast_server()).unwrap();
-    let port = server.local_addr().port();
-    let _echo = spawn_echo(server);
+    let server =
+        EchoServer::spawn(Server::spawn(pki.acceptor(&options).await, fast_server()).unwrap());
+    let port = server.addr.port();
 
     let wrong = pki.client_options().with_alpn(["h2"]);
     let mut client = Client::spawn(pki.connector(port, &wrong), fast_client()).unwrap();
@@ -428,7 +357,7 @@ async fn alpn_must_match_when_the_server_requires_one() {
     let right = pki.client_options().with_alpn(["h2", "tether/1"]);
     let mut client = Client::spawn(pki.connector(port, &right), fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), is_connected).await;
+    wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"alpn ok").await;
     client.close();
 }

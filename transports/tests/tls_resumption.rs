@@ -12,7 +12,7 @@ use common::*;
 use std::time::Duration;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, ClientEvent, Server, ServerConfig, ServerEvent};
+use tether_transports::driver::{Client, Server, ServerConfig, ServerEvent};
 use tls_support::Pki;
 
 /// Sends `msg`, lets the server echo it, and returns the server's id for
@@ -27,7 +27,7 @@ async fn round_trip(
     client.handle().send(Bytes::from_static(msg)).await.unwrap();
     let mut server_seen = vec![];
     let ServerEvent::Message { id, data } =
-        wait_server(server, &mut server_seen, Duration::from_secs(5), |e| {
+        wait_for(server, &mut server_seen, Duration::from_secs(5), |e| {
             matches!(e, ServerEvent::Message { .. })
         })
         .await
@@ -35,14 +35,8 @@ async fn round_trip(
         unreachable!()
     };
     server.send(id, data).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) if m == msg => return id,
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            other => panic!("no echo: {other:?}; {seen:?}"),
-        }
-    }
+    expect_message(client, seen, msg).await;
+    id
 }
 
 #[tokio::test]
@@ -55,17 +49,14 @@ async fn every_reconnect_resumes_the_tls_session() {
     let counters = connector.counters();
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
 
     const CYCLES: u64 = 3;
     for _ in 0..CYCLES {
         let id = round_trip(&mut client, &mut server, &mut seen, b"hello").await;
         // The server ends the connection; the client reconnects.
         server.close(id).unwrap();
-        wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
+        wait_for(&mut client, &mut seen, Duration::from_secs(5), |e| {
             matches!(
                 e,
                 Lifecycle::Disconnected {
@@ -75,10 +66,7 @@ async fn every_reconnect_resumes_the_tls_session() {
             )
         })
         .await;
-        wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-            matches!(e, Lifecycle::Connected { .. })
-        })
-        .await;
+        wait_connected(&mut client, &mut seen).await;
     }
     round_trip(&mut client, &mut server, &mut seen, b"resumed").await;
 
@@ -88,7 +76,7 @@ async fn every_reconnect_resumes_the_tls_session() {
     assert_eq!(stats.failed_handshakes, 0, "{stats:?}");
     let server_stats = server_counters.snapshot();
     assert_eq!(server_stats.resumed_handshakes, CYCLES, "{server_stats:?}");
-    assert_each_disconnect_once(&seen);
+    assert_exactly_once(&seen);
     client.close();
 }
 
@@ -102,16 +90,10 @@ async fn a_server_without_resumption_gets_full_handshakes() {
     let counters = connector.counters();
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
+    wait_connected(&mut client, &mut seen).await;
     let id = round_trip(&mut client, &mut server, &mut seen, b"one").await;
     server.close(id).unwrap();
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { generation: 2, .. })
-    })
-    .await;
+    assert_eq!(wait_connected(&mut client, &mut seen).await, 2, "{seen:?}");
     round_trip(&mut client, &mut server, &mut seen, b"two").await;
     let stats = counters.snapshot();
     assert_eq!((stats.full_handshakes, stats.resumed_handshakes), (2, 0));

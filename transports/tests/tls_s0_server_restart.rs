@@ -9,140 +9,39 @@
 mod common;
 mod tls_support;
 
-use bytes::Bytes;
-use common::process::{serve_child_main, ServerProcess};
+use common::process::{serve_child_main, ChildConfig, ServerProcess};
+use common::s0::{Proof, Restart, S0};
 use common::*;
 use std::time::Duration;
-use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_transports::driver::{Client, ClientEvent};
-use tether_transports::endpoint::TransportOptions;
-use tether_transports::tls::TlsServerOptions;
 use tls_support::Pki;
-
-const CERT_ENV: &str = "TETHER_TEST_TLS_CERT";
-const KEY_ENV: &str = "TETHER_TEST_TLS_KEY";
 
 #[test]
 #[ignore = "child-process entry point, started by the tests in this file"]
 fn serve_child() {
-    let mut options = TransportOptions::default();
-    if let (Ok(cert), Ok(key)) = (std::env::var(CERT_ENV), std::env::var(KEY_ENV)) {
-        options.tls_server = TlsServerOptions::new(cert, key);
-    }
-    serve_child_main(options);
-}
-
-fn start(pki: &Pki, port: u16) -> ServerProcess {
-    ServerProcess::start(
-        &format!("tls://127.0.0.1:{port}"),
-        &[
-            (CERT_ENV, pki.server_cert.display().to_string()),
-            (KEY_ENV, pki.server_key.display().to_string()),
-        ],
-    )
-}
-
-async fn echo(client: &mut Client, seen: &mut Vec<Lifecycle>, msg: &'static [u8]) {
-    client.handle().send(Bytes::from_static(msg)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) if m == msg => return,
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            Ok(Some(_)) => {}
-            other => panic!("no echo of {msg:?}: {other:?}; events {seen:?}"),
-        }
-    }
+    serve_child_main();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_recovers_after_server_is_killed_and_restarted() {
     let pki = Pki::generate();
-    let server = start(&pki, 0);
-    let port = server.port;
-    let connector = pki.connector(port, &pki.client_options());
+    let child = ChildConfig {
+        cert: Some((pki.server_cert.clone(), pki.server_key.clone())),
+        ..ChildConfig::default()
+    };
+    let start = |port: u16| ServerProcess::start(&format!("tls://127.0.0.1:{port}"), &child);
+    let server = start(0);
+    let connector = pki.connector(server.port, &pki.client_options());
     let counters = connector.counters();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
-    let mut seen = vec![];
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-    echo(&mut client, &mut seen, b"before").await;
-
-    server.kill();
-    let lost = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
+    let mut s0 = S0::connect(server, Proof::Echo, connector, fast_client()).await;
+    let lost = s0
+        .kill_and_restart(Restart::AfterRefusal, Duration::from_secs(5), start)
+        .await;
     // The dead process's kernel closes TCP under the TLS layer without a
     // close_notify: a truncation, reported as an abrupt end.
-    assert_eq!(
-        lost,
-        Lifecycle::Disconnected {
-            generation: 1,
-            reason: DisconnectReason::Reset
-        },
-        "{seen:?}"
-    );
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(
-            e,
-            Lifecycle::ConnectFailed {
-                reason: DisconnectReason::ConnectRefused,
-                ..
-            }
-        )
-    })
-    .await;
-    client
-        .handle()
-        .send(Bytes::from_static(b"while down"))
-        .await
-        .unwrap();
-
-    let _server = start(&pki, port);
-    let back = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(10), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-    let Lifecycle::Connected { generation, .. } = back else {
-        unreachable!()
-    };
-    assert!(generation >= 2);
-    echo(&mut client, &mut seen, b"while down").await;
-    echo(&mut client, &mut seen, b"after").await;
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(200)).await;
-
-    // Exactly once: one Connected per successful generation, one
-    // Disconnected (only generation 1 ended), waits between attempts.
-    assert_each_disconnect_once(&seen);
-    let disconnects = seen
-        .iter()
-        .filter(|e| matches!(e, Lifecycle::Disconnected { .. }))
-        .count();
-    assert_eq!(disconnects, 1, "{seen:?}");
-    let mut connected = std::collections::HashSet::new();
-    for e in &seen {
-        if let Lifecycle::Connected { generation, .. } = e {
-            assert!(connected.insert(*generation), "twice: {seen:?}");
-        }
-    }
-    let waits: Vec<Duration> = seen
-        .iter()
-        .filter_map(|e| match e {
-            Lifecycle::Waiting { delay, .. } => Some(*delay),
-            _ => None,
-        })
-        .collect();
-    assert!(!waits.is_empty());
-    assert!(
-        waits.iter().all(|d| *d <= Duration::from_millis(200)),
-        "{waits:?}"
-    );
+    assert_eq!(lost.reason, DisconnectReason::Reset, "{:?}", s0.seen);
+    s0.recover().await;
     // The restarted process cannot know the old tickets: full handshake.
     let stats = counters.snapshot();
     assert_eq!(stats.full_handshakes, 2, "{stats:?}");
-    client.close();
 }

@@ -14,18 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tether_core::codec::Frame;
-use tether_core::liveness::Policy;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
 use tether_core::Reconnect;
-use tether_transports::driver::{Acceptor, Client, ClientEvent, Server, ServerConfig, ServerEvent};
+use tether_transports::driver::{Acceptor, Client, Server, ServerEvent};
 use tether_transports::endpoint::{self, Endpoint, EndpointError, TransportOptions};
 use tether_transports::udp::{
     UdpAcceptor, UdpConnector, UdpOptions, UdpSendError, UdpStats, DEFAULT_MAX_PAYLOAD,
 };
 use tether_transports::Link;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 /// Real-time slack over a configured bound (see s2_heartbeat.rs).
 const SLACK: Duration = Duration::from_millis(1500);
@@ -38,70 +36,49 @@ fn options() -> UdpOptions {
     }
 }
 
-fn fast_server() -> ServerConfig {
-    ServerConfig {
-        policy: Policy::Heartbeat(fast_heartbeat()),
-        ..ServerConfig::default()
-    }
+/// An echo server on a kernel-chosen port, with its acceptor's counters.
+async fn start_echo() -> (EchoServer, Arc<UdpStats>) {
+    let acceptor = UdpAcceptor::bind("127.0.0.1:0".parse().unwrap(), options())
+        .await
+        .unwrap();
+    let stats = acceptor.stats();
+    let server = EchoServer::spawn(Server::spawn(acceptor, fast_server()).unwrap());
+    (server, stats)
 }
 
-/// A server that echoes every message, reporting its events.
-struct EchoServer {
-    addr: SocketAddr,
+/// A supervised client of loopback `port`, with its connector's counters.
+fn client_of(port: u16, options: UdpOptions) -> (Client, Arc<UdpStats>) {
+    let connector = UdpConnector::new("127.0.0.1", port, options).unwrap();
+    let stats = connector.stats();
+    (Client::spawn(connector, fast_client()).unwrap(), stats)
+}
+
+/// Client -> relay -> echo server, connected, one message echoed.
+struct Rig {
+    server: EchoServer,
+    server_stats: Arc<UdpStats>,
+    relay: Relay,
+    client: Client,
     stats: Arc<UdpStats>,
-    events: mpsc::UnboundedReceiver<ServerEvent>,
-    /// Every event received so far.
-    seen: Vec<ServerEvent>,
-    _task: tokio::task::JoinHandle<()>,
+    seen: Vec<Lifecycle>,
 }
 
-impl EchoServer {
-    async fn start(options: UdpOptions, config: ServerConfig) -> Self {
-        let acceptor = UdpAcceptor::bind("127.0.0.1:0".parse().unwrap(), options)
-            .await
-            .unwrap();
-        let stats = acceptor.stats();
-        let mut server = Server::spawn(acceptor, config).unwrap();
-        let addr = server.local_addr();
-        let (tx, events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(event) = server.next_event().await {
-                if let ServerEvent::Message { id, data } = &event {
-                    let _ = server.send(*id, data.clone()).await;
-                }
-                let _ = tx.send(event);
-            }
-        });
+impl Rig {
+    async fn start() -> Self {
+        let (server, server_stats) = start_echo().await;
+        let relay = Relay::start(server.addr).await;
+        let (mut client, stats) = client_of(relay.addr.port(), options());
+        let mut seen = vec![];
+        wait_connected(&mut client, &mut seen).await;
+        echo(&mut client, &mut seen, b"before").await;
         Self {
-            addr,
+            server,
+            server_stats,
+            relay,
+            client,
             stats,
-            events,
-            seen: vec![],
-            _task: task,
+            seen,
         }
-    }
-
-    async fn wait(&mut self, limit: Duration, pred: impl Fn(&ServerEvent) -> bool) -> ServerEvent {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(ev)) => {
-                    self.seen.push(ev.clone());
-                    if pred(&ev) {
-                        return ev;
-                    }
-                }
-                other => panic!("no matching server event: {other:?}"),
-            }
-        }
-    }
-
-    /// Every event so far, including those not yet waited for.
-    fn drain(&mut self) -> Vec<ServerEvent> {
-        while let Ok(ev) = self.events.try_recv() {
-            self.seen.push(ev);
-        }
-        self.seen.clone()
     }
 }
 
@@ -204,84 +181,35 @@ fn control_frame(kind: u8, value: u64) -> Vec<u8> {
     f
 }
 
-async fn connected(client: &mut Client, seen: &mut Vec<Lifecycle>) {
-    wait_lifecycle(client, seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Connected { .. })
-    })
-    .await;
-}
-
-async fn echo(client: &mut Client, seen: &mut Vec<Lifecycle>, msg: Bytes) {
-    client.handle().send(msg.clone()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) if m == msg => return,
-            Ok(Some(ClientEvent::Message(m))) => panic!("unexpected message {m:?}"),
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            other => panic!("no echo: {other:?}; events {seen:?}"),
-        }
-    }
-}
-
-fn disconnects(seen: &[Lifecycle]) -> Vec<DisconnectReason> {
-    seen.iter()
-        .filter_map(|e| match e {
-            Lifecycle::Disconnected { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn supervised_client_and_server_exchange_messages() {
-    let mut server = EchoServer::start(options(), fast_server()).await;
-    let connector = UdpConnector::new("127.0.0.1", server.addr.port(), options()).unwrap();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
+    let (mut server, server_stats) = start_echo().await;
+    let (mut client, _) = client_of(server.addr.port(), options());
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     for i in 0..20u8 {
-        echo(
-            &mut client,
-            &mut seen,
-            Bytes::from(vec![i; i as usize * 50]),
-        )
-        .await;
+        echo(&mut client, &mut seen, &vec![i; i as usize * 50]).await;
     }
-    echo(
-        &mut client,
-        &mut seen,
-        Bytes::from(vec![7; DEFAULT_MAX_PAYLOAD]),
-    )
-    .await;
-    echo(&mut client, &mut seen, Bytes::new()).await;
-    assert_eq!(server.stats.sessions(), 1);
+    echo(&mut client, &mut seen, &vec![7; DEFAULT_MAX_PAYLOAD]).await;
+    echo(&mut client, &mut seen, b"").await;
+    assert_eq!(server_stats.sessions(), 1);
 
     // An orderly close reaches the server as PeerClosed; the session is gone.
     client.close();
-    let closed = server
-        .wait(Duration::from_secs(5), |e| {
-            matches!(e, ServerEvent::Closed { .. })
-        })
-        .await;
-    assert!(
-        matches!(
-            closed,
-            ServerEvent::Closed {
-                reason: DisconnectReason::PeerClosed,
-                ..
-            }
-        ),
-        "{closed:?}"
-    );
+    let mut server_seen = vec![];
+    let (_, reason) = wait_closed(&mut server, &mut server_seen, Duration::from_secs(5)).await;
+    assert_eq!(reason, DisconnectReason::PeerClosed);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(server.stats.sessions(), 0);
-    assert_eq!(server.stats.forged() + server.stats.replayed(), 0);
-    let seen = server.drain();
-    let count = |f: fn(&ServerEvent) -> bool| seen.iter().filter(|e| f(e)).count();
-    assert_eq!(count(|e| matches!(e, ServerEvent::Accepted { .. })), 1);
-    assert_eq!(count(|e| matches!(e, ServerEvent::Closed { .. })), 1);
-    assert_eq!(count(|e| matches!(e, ServerEvent::Message { .. })), 22);
+    assert_eq!(server_stats.sessions(), 0);
+    assert_eq!(server_stats.forged() + server_stats.replayed(), 0);
+    server_seen.extend(server.drain());
+    let messages = server_seen
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Message { .. }))
+        .count();
+    assert_eq!(server_accepts(&server_seen), 1, "{server_seen:?}");
+    assert_eq!(server_closes(&server_seen), [reason], "{server_seen:?}");
+    assert_eq!(messages, 22, "{server_seen:?}");
 }
 
 #[tokio::test]
@@ -290,98 +218,64 @@ async fn server_close_reaches_the_client_as_peer_closed() {
         .await
         .unwrap();
     let mut server = Server::spawn(acceptor, fast_server()).unwrap();
-    let connector = UdpConnector::new("127.0.0.1", server.local_addr().port(), options()).unwrap();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
+    let (mut client, _) = client_of(server.local_addr().port(), options());
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
-    let mut server_seen = vec![];
-    let ServerEvent::Accepted { id, .. } =
-        wait_server(&mut server, &mut server_seen, Duration::from_secs(5), |e| {
-            matches!(e, ServerEvent::Accepted { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    wait_connected(&mut client, &mut seen).await;
+    let id = wait_accepted(&mut server, &mut vec![]).await;
     server.close(id).unwrap();
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
-    assert_eq!(disconnects(&seen), [DisconnectReason::PeerClosed]);
+    wait_disconnected(&mut client, &mut seen, Duration::from_secs(5)).await;
+    assert_eq!(disconnects(&seen), [(1, DisconnectReason::PeerClosed)]);
     // And it reconnects.
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     client.close();
 }
 
 #[tokio::test]
 async fn a_quiet_session_stays_alive_for_many_bounds() {
-    let mut server = EchoServer::start(options(), fast_server()).await;
-    let connector = UdpConnector::new("127.0.0.1", server.addr.port(), options()).unwrap();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
+    let (mut server, server_stats) = start_echo().await;
+    let (mut client, _) = client_of(server.addr.port(), options());
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     let bound = fast_heartbeat().detection_bound();
-    drain_lifecycle(&mut client, &mut seen, bound * 8).await;
-    assert!(disconnects(&seen).is_empty(), "{seen:?}");
-    echo(&mut client, &mut seen, Bytes::from_static(b"still here")).await;
-    let closed: Vec<_> = server
-        .drain()
-        .into_iter()
-        .filter(|e| matches!(e, ServerEvent::Closed { .. }))
-        .collect();
-    assert!(closed.is_empty(), "{closed:?}");
-    assert_eq!(server.stats.forged() + server.stats.replayed(), 0);
+    drain(&mut client, &mut seen, bound * 8).await;
+    assert_eq!(disconnects(&seen), [], "{seen:?}");
+    echo(&mut client, &mut seen, b"still here").await;
+    let server_seen = server.drain();
+    assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
+    assert_eq!(server_stats.forged() + server_stats.replayed(), 0);
     client.close();
 }
 
 #[tokio::test]
 async fn a_black_hole_is_a_timeout_within_the_bound() {
-    let mut server = EchoServer::start(options(), fast_server()).await;
-    let relay = Relay::start(server.addr).await;
-    let connector = UdpConnector::new("127.0.0.1", relay.addr.port(), options()).unwrap();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
-    let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
-    echo(&mut client, &mut seen, Bytes::from_static(b"before")).await;
-
-    relay.black_hole.store(true, Ordering::SeqCst);
+    let mut rig = Rig::start().await;
+    rig.relay.black_hole.store(true, Ordering::SeqCst);
     let started = Instant::now();
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
+    wait_disconnected(&mut rig.client, &mut rig.seen, Duration::from_secs(5)).await;
     let took = started.elapsed();
     let bound = fast_heartbeat().detection_bound();
-    assert_eq!(disconnects(&seen), [DisconnectReason::Timeout]);
+    assert_eq!(disconnects(&rig.seen), [(1, DisconnectReason::Timeout)]);
     assert!(took <= bound + SLACK, "took {took:?}, bound {bound:?}");
     eprintln!("black hole detected after {took:?} (bound {bound:?})");
     // The server, also cut off, drops the session with Timeout too.
-    let closed = server
-        .wait(bound + SLACK, |e| matches!(e, ServerEvent::Closed { .. }))
-        .await;
-    assert!(matches!(
-        closed,
-        ServerEvent::Closed {
-            reason: DisconnectReason::Timeout,
-            ..
-        }
-    ));
-    client.close();
+    let (_, reason) = wait_closed(&mut rig.server, &mut vec![], bound + SLACK).await;
+    assert_eq!(reason, DisconnectReason::Timeout);
+    rig.client.close();
 }
 
 #[tokio::test]
 async fn spoofed_heartbeats_do_not_keep_a_dead_session_alive() {
-    let server = EchoServer::start(options(), fast_server()).await;
-    let relay = Relay::start(server.addr).await;
-    let connector = UdpConnector::new("127.0.0.1", relay.addr.port(), options()).unwrap();
-    let stats = connector.stats();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
-    let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
-    echo(&mut client, &mut seen, Bytes::from_static(b"before")).await;
+    // The server stays up (behind the black hole) until the end.
+    let Rig {
+        server: _server,
+        relay,
+        mut client,
+        stats,
+        mut seen,
+        ..
+    } = Rig::start().await;
     // Let a few genuine heartbeats pass, to have some to replay.
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(400)).await;
+    drain(&mut client, &mut seen, Duration::from_millis(400)).await;
 
     // The server goes dark; a spoofer who sees the traffic keeps sending
     // pings, pongs and data with the right session id, and replays every
@@ -409,14 +303,11 @@ async fn spoofed_heartbeats_do_not_keep_a_dead_session_alive() {
             }
         })
     };
-    wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::Disconnected { .. })
-    })
-    .await;
+    wait_disconnected(&mut client, &mut seen, Duration::from_secs(5)).await;
     let took = started.elapsed();
     spoofer.abort();
     let bound = fast_heartbeat().detection_bound();
-    assert_eq!(disconnects(&seen), [DisconnectReason::Timeout]);
+    assert_eq!(disconnects(&seen), [(1, DisconnectReason::Timeout)]);
     assert!(took <= bound + SLACK, "took {took:?}, bound {bound:?}");
     assert!(stats.forged() >= 4, "forged {}", stats.forged());
     assert!(stats.replayed() >= 3, "replayed {}", stats.replayed());
@@ -425,101 +316,76 @@ async fn spoofed_heartbeats_do_not_keep_a_dead_session_alive() {
 
 #[tokio::test]
 async fn replayed_packets_are_dropped() {
-    let mut server = EchoServer::start(options(), fast_server()).await;
-    let relay = Relay::start(server.addr).await;
-    let connector = UdpConnector::new("127.0.0.1", relay.addr.port(), options()).unwrap();
-    let stats = connector.stats();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
-    let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    let mut rig = Rig::start().await;
     // Every datagram is delivered twice, both ways.
-    relay.duplicate.store(true, Ordering::SeqCst);
+    rig.relay.duplicate.store(true, Ordering::SeqCst);
     let msgs: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i; 3])).collect();
     for m in &msgs {
-        client.handle().send(m.clone()).await.unwrap();
+        rig.client.handle().send(m.clone()).await.unwrap();
     }
-    let mut got = vec![];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while got.len() < msgs.len() {
-        match tokio::time::timeout_at(deadline, client.next_event()).await {
-            Ok(Some(ClientEvent::Message(m))) => got.push(m),
-            Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
-            other => panic!("{other:?}"),
-        }
+    // Each exactly once, in order.
+    for m in &msgs {
+        expect_message(&mut rig.client, &mut rig.seen, m).await;
     }
     // Everything the server ever sent, once more, much later.
-    let recorded = relay.from_server.lock().unwrap().clone();
+    let recorded = rig.relay.from_server.lock().unwrap().clone();
     for packet in &recorded {
-        relay.to_client(packet).await;
+        rig.relay.to_client(packet).await;
     }
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(300)).await;
-    assert_eq!(got, msgs, "each message exactly once, in order");
-    assert!(client.try_next_event().is_none());
-    assert!(disconnects(&seen).is_empty(), "{seen:?}");
+    drain(&mut rig.client, &mut rig.seen, Duration::from_millis(300)).await;
+    assert!(rig.client.try_next_event().is_none());
+    assert_eq!(disconnects(&rig.seen), [], "{:?}", rig.seen);
+    let sent = msgs.len() as u64;
     assert!(
-        stats.replayed() >= msgs.len() as u64 + recorded.len() as u64 - 1,
+        rig.stats.replayed() >= sent + recorded.len() as u64 - 1,
         "client dropped {} replays",
-        stats.replayed()
+        rig.stats.replayed()
     );
-    let server_msgs = server
+    let server_msgs = rig
+        .server
         .drain()
         .into_iter()
         .filter(|e| matches!(e, ServerEvent::Message { .. }))
         .count();
-    assert_eq!(server_msgs, msgs.len(), "the server saw each message once");
-    assert!(server.stats.replayed() >= msgs.len() as u64);
-    client.close();
+    // Each message once, after the "before" of the rig.
+    assert_eq!(
+        server_msgs,
+        msgs.len() + 1,
+        "the server saw each message once"
+    );
+    assert!(rig.server_stats.replayed() >= sent);
+    rig.client.close();
 }
 
 #[tokio::test]
 async fn forged_unknown_session_signals_are_ignored() {
-    let server = EchoServer::start(options(), fast_server()).await;
-    let relay = Relay::start(server.addr).await;
-    let connector = UdpConnector::new("127.0.0.1", relay.addr.port(), options()).unwrap();
-    let stats = connector.stats();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
-    let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
-    echo(&mut client, &mut seen, Bytes::from_static(b"before")).await;
-    let session = relay.session_id();
+    let mut rig = Rig::start().await;
+    let session = rig.relay.session_id();
     for i in 0..50u8 {
-        relay.to_client(&forged(5, session, 0, &[i; 16])).await;
+        rig.relay.to_client(&forged(5, session, 0, &[i; 16])).await;
     }
-    echo(&mut client, &mut seen, Bytes::from_static(b"after")).await;
-    drain_lifecycle(&mut client, &mut seen, Duration::from_millis(200)).await;
-    assert!(disconnects(&seen).is_empty(), "{seen:?}");
-    assert_eq!(stats.resets_ignored(), 50);
-    assert_eq!(stats.resets_accepted(), 0);
-    client.close();
+    echo(&mut rig.client, &mut rig.seen, b"after").await;
+    drain(&mut rig.client, &mut rig.seen, Duration::from_millis(200)).await;
+    assert_eq!(disconnects(&rig.seen), [], "{:?}", rig.seen);
+    assert_eq!(rig.stats.resets_ignored(), 50);
+    assert_eq!(rig.stats.resets_accepted(), 0);
+    rig.client.close();
 }
 
 #[tokio::test]
 async fn a_wrong_psk_fails_the_attempt_with_connect_timeout() {
-    let mut server = EchoServer::start(options(), fast_server()).await;
+    let (mut server, server_stats) = start_echo().await;
     let other = UdpOptions {
         psk: b"another pre-shared key, 32 bytes".to_vec(),
         ..options()
     };
-    let connector = UdpConnector::new("127.0.0.1", server.addr.port(), other).unwrap();
-    let mut client = Client::spawn(connector, fast_client()).unwrap();
+    let (mut client, _) = client_of(server.addr.port(), other);
     let mut seen = vec![];
-    let failed = wait_lifecycle(&mut client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, Lifecycle::ConnectFailed { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            failed,
-            Lifecycle::ConnectFailed {
-                reason: DisconnectReason::ConnectTimeout,
-                ..
-            }
-        ),
-        "{failed:?}"
-    );
+    let reason = wait_connect_failed(&mut client, &mut seen).await;
+    assert_eq!(reason, DisconnectReason::ConnectTimeout, "{seen:?}");
     client.close();
-    assert!(server.stats.forged() >= 1, "the hellos were counted");
-    assert_eq!(server.stats.sessions(), 0);
+    assert!(server_stats.forged() >= 1, "the hellos were counted");
+    assert_eq!(server_stats.sessions(), 0);
     assert!(server.drain().is_empty(), "no session was ever accepted");
 }
 
@@ -598,6 +464,6 @@ async fn bad_options_are_clear_errors() {
     assert_eq!(connector.peer(), url.to_string());
     let mut client = Client::spawn(connector, fast_client()).unwrap();
     let mut seen = vec![];
-    connected(&mut client, &mut seen).await;
+    wait_connected(&mut client, &mut seen).await;
     client.close();
 }

@@ -29,6 +29,7 @@ STRUCTS = [
     _ffi.tether_registry,
     _ffi.tether_client,
     _ffi.tether_server,
+    _ffi.tether_transport_options,
 ]
 
 

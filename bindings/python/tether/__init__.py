@@ -9,9 +9,10 @@ Two layers, as in the C API:
   :class:`Registry`, plus :func:`tune_socket` / :func:`read_socket_options`
   for kernel keepalive and TCP_USER_TIMEOUT;
 * managed objects running on tether's own threads: :class:`Client` and
-  :class:`Server`, whose :class:`Event` s you poll (``events()``,
-  ``poll_event()``, ``fileno()``, ``async for ... in aevents()``) or receive
-  by callback (``on_event=``).
+  :class:`Server` over ``tcp://``, ``tls://``, ``quic://`` or ``udp://``
+  (settings in :mod:`tether.transports`), whose :class:`Event` s you poll
+  (``events()``, ``poll_event()``, ``fileno()``, ``async for ... in
+  aevents()``) or receive by callback (``on_event=``).
 
 Durations are float seconds; clock values are integer milliseconds
 (:func:`now_ms`). Failures raise subclasses of :class:`TetherError`.
@@ -36,8 +37,8 @@ from .errors import (
     InvalidArgumentError,
     InvalidConfigError,
     InvalidHandleError,
-    NotSupportedError,
     MessageTooLargeError,
+    NotSupportedError,
     NullArgumentError,
     PanicError,
     Result,
@@ -58,6 +59,13 @@ from .liveness import (
 from .registry import Registry, RegistryEvent, RegistryEventKind
 from .server import Server, ServerConfig
 from .sockets import TcpOptions, read_socket_options, tune_socket
+from .transports import (
+    QuicClientOptions,
+    QuicServerOptions,
+    TlsClientOptions,
+    TlsServerOptions,
+    UdpOptions,
+)
 
 __version__ = "0.1.0"
 
@@ -85,12 +93,14 @@ __all__ = [
     "Jitter",
     "LibraryNotFoundError",
     "LivenessAction",
+    "MessageTooLargeError",
     "Monitor",
     "NotSupportedError",
-    "MessageTooLargeError",
     "NullArgumentError",
     "PanicError",
     "Policy",
+    "QuicClientOptions",
+    "QuicServerOptions",
     "Registry",
     "RegistryEvent",
     "RegistryEventKind",
@@ -101,6 +111,9 @@ __all__ = [
     "TcpOptions",
     "TetherError",
     "TetherIOError",
+    "TlsClientOptions",
+    "TlsServerOptions",
+    "UdpOptions",
     "WrongModeError",
     "library_path",
     "now_ms",

@@ -69,6 +69,10 @@ class tether_tcp_options(Structure):
     ]
 
 
+class tether_transport_options(Structure):
+    _fields_ = [("id", c_uint64)]
+
+
 class tether_client_config(Structure):
     _fields_ = [
         ("heartbeat_interval_ms", c_uint64),
@@ -77,6 +81,7 @@ class tether_client_config(Structure):
         ("backoff", tether_backoff_config),
         ("max_pending", c_size_t),
         ("tcp", tether_tcp_options),
+        ("transport", tether_transport_options),
     ]
 
 
@@ -90,6 +95,7 @@ class tether_event(Structure):
         ("conn", c_uint64),
         ("data", POINTER(c_uint8)),
         ("len", c_size_t),
+        ("peer", c_char_p),
     ]
 
 
@@ -128,6 +134,7 @@ class tether_server_config(Structure):
         ("policy", tether_policy),
         ("send_queue", c_size_t),
         ("tcp", tether_tcp_options),
+        ("transport", tether_transport_options),
     ]
 
 
@@ -232,6 +239,27 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "tether_tcp_options_default": (c_result, [_P(tether_tcp_options)]),
     "tether_socket_tune": (c_result, [c_int, _P(tether_tcp_options)]),
     "tether_socket_read_options": (c_result, [c_int, _P(tether_tcp_options)]),
+    # transport options
+    "tether_transport_options_new": (c_result, [_P(tether_transport_options)]),
+    "tether_transport_options_free": (c_result, [tether_transport_options]),
+    "tether_transport_options_set_tls_ca_file": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_tls_server_name": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_tls_client_cert": (
+        c_result,
+        [tether_transport_options, c_char_p, c_char_p],
+    ),
+    "tether_transport_options_set_tls_cert": (c_result, [tether_transport_options, c_char_p, c_char_p]),
+    "tether_transport_options_set_tls_client_ca_file": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_tls_alpn": (c_result, [tether_transport_options, _P(c_char_p), c_size_t]),
+    "tether_transport_options_set_quic_ca_file": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_quic_server_name": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_quic_cert": (c_result, [tether_transport_options, c_char_p, c_char_p]),
+    "tether_transport_options_set_quic_alpn": (c_result, [tether_transport_options, _P(c_char_p), c_size_t]),
+    "tether_transport_options_set_quic_zero_rtt": (c_result, [tether_transport_options, c_bool]),
+    "tether_transport_options_set_quic_reset_key_file": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_udp_psk": (c_result, [tether_transport_options, _P(c_uint8), c_size_t]),
+    "tether_transport_options_set_udp_static_key_file": (c_result, [tether_transport_options, c_char_p]),
+    "tether_transport_options_set_udp_max_payload": (c_result, [tether_transport_options, c_size_t]),
     # clock
     "tether_now_ms": (c_uint64, []),
 }

@@ -5,7 +5,7 @@ step exactly once."""
 from __future__ import annotations
 
 from ctypes import byref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _config, _ffi, _units
@@ -14,6 +14,7 @@ from .backoff import BackoffConfig
 from .errors import Result, check, raise_last
 from .events import Event, EventKind
 from .sockets import TcpOptions
+from .transports import QuicClientOptions, TlsClientOptions, UdpOptions, transport_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +33,20 @@ class ClientConfig:
     #: Messages kept while disconnected (>= 1); :meth:`Client.send` raises
     #: :class:`~tether.FullError` beyond it.
     max_pending: int
-    #: Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each connection.
+    #: Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each connection
+    #: (``tcp://`` and ``tls://``).
     tcp: TcpOptions
+    #: ``tls://``: trust roots, server name, client certificate, ALPN.
+    tls: TlsClientOptions = field(default_factory=TlsClientOptions)
+    #: ``quic://``: trust roots, server name, ALPN, 0-RTT.
+    quic: QuicClientOptions = field(default_factory=QuicClientOptions)
+    #: ``udp://``: the pre-shared key (required), payload limit.
+    udp: UdpOptions = field(default_factory=UdpOptions)
 
     @classmethod
     def default(cls) -> ClientConfig:
         """Heartbeat 15 s / 10 s / 2 misses, the default backoff, 1024
-        pending messages, tether's TCP options."""
+        pending messages, tether's TCP options, each transport's defaults."""
         c = _ffi.tether_client_config()
         check(_ffi.lib().tether_client_config_default(byref(c)))
         return cls(
@@ -51,8 +59,8 @@ class ClientConfig:
         )
 
     def replace(self, **changes: Any) -> ClientConfig:
-        """A copy with ``changes``; ``backoff`` and ``tcp`` also take a
-        mapping of their own fields to change, e.g.
+        """A copy with ``changes``; ``backoff``, ``tcp``, ``tls``, ``quic``
+        and ``udp`` also take a mapping of their own fields to change, e.g.
         ``backoff={"initial": 0.05, "jitter": "none"}``."""
         return _config.replace(self, changes)
 
@@ -68,19 +76,24 @@ class ClientConfig:
 
 
 class Client(Managed):
-    """A supervised connection to ``url`` (``"tcp://host:port"``, IPv6 as
+    """A supervised connection to ``url``: ``"tcp://host:port"``,
+    ``"tls://..."``, ``"quic://..."`` or ``"udp://..."`` (IPv6 as
     ``"tcp://[::1]:port"``; the name is resolved again on every attempt). It
     starts connecting at once.
 
     ``Client(url, **changes)`` starts from :meth:`ClientConfig.default`;
-    pass ``config=`` to start from another :class:`ClientConfig`. Events are
-    polled (:meth:`poll_event`, :meth:`events`, :meth:`aevents`,
+    pass ``config=`` to start from another :class:`ClientConfig`. Transport
+    settings are keywords too: ``tls={"ca_file": ..., "server_name": ...}``,
+    ``quic={...}``, ``udp={"psk": ...}`` (see :mod:`tether.transports`).
+    Events are polled (:meth:`poll_event`, :meth:`events`, :meth:`aevents`,
     :meth:`fileno`) unless ``on_event`` is given (callback mode, see
     :mod:`tether._managed`).
 
-    Raises :class:`~tether.InvalidAddressError` (unparsable, port 0),
-    :class:`~tether.NotSupportedError` (a scheme other than ``tcp://``),
-    :class:`~tether.InvalidConfigError` (the message names the field).
+    Raises :class:`~tether.InvalidAddressError` (unparsable, unknown scheme,
+    port 0), :class:`~tether.InvalidConfigError` (the message names the
+    field or file: e.g. an unreadable CA file, a missing or short UDP PSK),
+    :class:`~tether.NotSupportedError` (a transport not compiled into
+    libtether).
     """
 
     _free_name = "tether_client_free"
@@ -105,7 +118,10 @@ class Client(Managed):
             check(_ffi.lib().tether_client_new(address, byref(c), callback, None, byref(handle)))
             return handle
 
-        self._start(create, on_event)
+        # C copies the transport options: they are freed right after.
+        with transport_options(self.config.tls, self.config.quic, self.config.udp) as options:
+            c.transport = options.c
+            self._start(create, on_event)
 
     def _is_terminal(self, event: Event) -> bool:
         return event.kind in (EventKind.CLOSED, EventKind.GAVE_UP)

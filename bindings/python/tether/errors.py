@@ -123,7 +123,7 @@ class WrongModeError(TetherError):
 
 
 class NotSupportedError(TetherError):
-    """Not available on this platform, or an address scheme other than tcp://."""
+    """Not available on this platform, or a transport not compiled into libtether."""
 
 
 class MessageTooLargeError(TetherError, ValueError):

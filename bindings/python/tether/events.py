@@ -106,6 +106,10 @@ class Event:
     conn: int = 0
     #: MESSAGE: the payload.
     data: bytes = b""
+    #: Server: the peer's address, ``"ip:port"`` (IPv6 as ``"[ip]:port"``),
+    #: on every event of a connection, so a CLOSED with reason TIMEOUT names
+    #: the peer that went silent. None for client events.
+    peer: str | None = None
 
     @classmethod
     def _from_c(cls, e: _ffi.tether_event) -> Self:
@@ -120,4 +124,5 @@ class Event:
             delay=_units.seconds(e.delay_ms),
             conn=e.conn,
             data=data,
+            peer=e.peer.decode("utf-8", "replace") if e.peer is not None else None,
         )

@@ -5,7 +5,7 @@ exactly once."""
 from __future__ import annotations
 
 from ctypes import byref, c_size_t, c_uint16
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _config, _ffi, _units
@@ -13,6 +13,7 @@ from ._managed import EventCallback, Managed, as_bytes_pointer
 from .errors import check
 from .liveness import Policy, policy_from_c, policy_to_c
 from .sockets import TcpOptions
+from .transports import QuicServerOptions, TlsServerOptions, UdpOptions, transport_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,20 +28,26 @@ class ServerConfig:
     #: :class:`~tether.FullError` (>= 1).
     send_queue: int
     #: Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each accepted
-    #: connection.
+    #: connection (``tcp://`` and ``tls://``).
     tcp: TcpOptions
+    #: ``tls://``: certificate and key (required), client CA, ALPN.
+    tls: TlsServerOptions = field(default_factory=TlsServerOptions)
+    #: ``quic://``: certificate and key (required), ALPN, 0-RTT, reset key file.
+    quic: QuicServerOptions = field(default_factory=QuicServerOptions)
+    #: ``udp://``: the pre-shared key (required), static key file, payload limit.
+    udp: UdpOptions = field(default_factory=UdpOptions)
 
     @classmethod
     def default(cls) -> ServerConfig:
         """Heartbeat 15 s / 10 s / 2 misses, 1024 queued messages per
-        connection, tether's TCP options."""
+        connection, tether's TCP options, each transport's defaults."""
         c = _ffi.tether_server_config()
         check(_ffi.lib().tether_server_config_default(byref(c)))
         return cls(policy=policy_from_c(c.policy), send_queue=c.send_queue, tcp=TcpOptions._from_c(c.tcp))
 
     def replace(self, **changes: Any) -> ServerConfig:
-        """A copy with ``changes``; ``policy`` and ``tcp`` also take a
-        mapping of their own fields to change."""
+        """A copy with ``changes``; ``policy``, ``tcp``, ``tls``, ``quic`` and
+        ``udp`` also take a mapping of their own fields to change."""
         return _config.replace(self, changes)
 
     def _to_c(self) -> _ffi.tether_server_config:
@@ -52,18 +59,23 @@ class ServerConfig:
 
 
 class Server(Managed):
-    """A server bound to ``url`` (``"tcp://ip:port"`` with an IP literal;
-    port 0 lets the kernel choose, see :attr:`port`). Events as for
+    """A server bound to ``url``: ``"tcp://ip:port"``, ``"tls://..."``,
+    ``"quic://..."`` or ``"udp://..."`` with an IP literal; port 0 lets the
+    kernel choose, see :attr:`port`. ``tls://`` and ``quic://`` need
+    ``tls=`` / ``quic={"cert_file": ..., "key_file": ...}``, ``udp://``
+    ``udp={"psk": ...}`` (see :mod:`tether.transports`). Events as for
     :class:`~tether.Client`: ACCEPTED, MESSAGE and CLOSED per connection,
-    each carrying ``conn``.
+    each carrying ``conn`` and the peer's address ``peer``.
 
     ``close()`` is :meth:`free`: it stops accepting and closes every
     connection (clients see an orderly close). Close a single connection
     with :meth:`close_connection`.
 
     Raises :class:`~tether.InvalidAddressError` (also for a host name),
-    :class:`~tether.NotSupportedError`, :class:`~tether.InvalidConfigError`,
-    :class:`~tether.TetherIOError` (e.g. the address is in use).
+    :class:`~tether.InvalidConfigError` (the message names the field or
+    file: a missing certificate, an unreadable key, a short PSK),
+    :class:`~tether.NotSupportedError`, :class:`~tether.TetherIOError` (e.g.
+    the address is in use).
     """
 
     _free_name = "tether_server_free"
@@ -87,11 +99,15 @@ class Server(Managed):
             check(_ffi.lib().tether_server_new(address, byref(c), callback, None, byref(handle)))
             return handle
 
-        self._start(create, on_event)
+        # C copies the transport options: they are freed right after.
+        with transport_options(self.config.tls, self.config.quic, self.config.udp) as options:
+            c.transport = options.c
+            self._start(create, on_event)
         self.port: int = self._local_port()
-        host = url.split("://", 1)[-1].rsplit(":", 1)[0]
+        scheme, _, rest = url.partition("://")
+        host = rest.rsplit(":", 1)[0]
         #: The bound address, with the kernel's port: dial it with a Client.
-        self.url = f"tcp://{host}:{self.port}"
+        self.url = f"{scheme.lower()}://{host}:{self.port}"
 
     def _local_port(self) -> int:
         out = c_uint16()

@@ -4,12 +4,14 @@
 use super::faults::FaultKind;
 use super::options::DrillOptions;
 use super::progress::Progress;
+use super::proxy::Proxy;
 use super::world::World;
 use crate::fmt;
 use std::time::{Duration, Instant};
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
 use tether_transports::fault::Fault;
+use tether_transports::Scheme;
 
 /// What one client went through during one fault.
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct ClientOutcome {
 /// The result of one fault.
 #[derive(Debug, Clone)]
 pub struct PhaseReport {
+    pub scheme: Scheme,
     pub fault: FaultKind,
     /// What was done, for humans.
     pub injected: String,
@@ -63,7 +66,7 @@ pub async fn run(
     opts: &DrillOptions,
     progress: &Progress,
 ) -> (PhaseReport, Window) {
-    let title = fault.title();
+    let title = format!("{}: {}", world.scheme.as_str(), fault.title());
     let bound = opts.heartbeat.detection_bound();
     let settle = opts.heartbeat.interval + opts.heartbeat.timeout;
     let reconnect_within = opts.backoff.max_delay + opts.backoff.min_connect_timeout + bound;
@@ -84,30 +87,7 @@ pub async fn run(
     let server_mark = world.server_closed.len();
 
     let t0 = Instant::now();
-    let injected = match fault {
-        FaultKind::Close => {
-            let n = world.proxy.close_all();
-            format!("proxy closed {} with FIN", connections(n))
-        }
-        FaultKind::Reset => {
-            let n = world.proxy.reset_all();
-            format!("proxy reset {} (RST)", connections(n))
-        }
-        FaultKind::BlackHole => {
-            world.proxy.set_fault(Fault::BlackHole);
-            let n = world.proxy.connection_count();
-            format!(
-                "proxy black-holes all traffic of {}, sockets open",
-                connections(n)
-            )
-        }
-        FaultKind::Restart => match world.restart_server().await {
-            Ok((old, new)) => {
-                format!("server on {old} dropped; new server on {new}, proxy redirected")
-            }
-            Err(e) => format!("restart failed: {e}"),
-        },
-    };
+    let injected = inject(world, fault).await;
     progress.line(&format!("{title}: {injected}"));
 
     let detected = |w: &World| {
@@ -173,6 +153,7 @@ pub async fn run(
         .map(|i| judge(world, i, fault, t0, live[i], marks[i], bound, opts.margin))
         .collect();
     let report = PhaseReport {
+        scheme: world.scheme,
         fault,
         injected,
         bound,
@@ -186,10 +167,73 @@ pub async fn run(
     (report, Window { marks, ends })
 }
 
-fn connections(n: usize) -> String {
+/// Injects `fault`; returns what was done, for humans.
+async fn inject(world: &mut World, fault: FaultKind) -> String {
+    match fault {
+        FaultKind::Restart => return restart(world).await,
+        FaultKind::Close if matches!(world.proxy, Proxy::Datagram(_)) => {
+            let n = world.close_all_on_server().await;
+            return format!("server closed {} (Server::close)", count(n, "connection"));
+        }
+        _ => {}
+    }
+    match (fault, &world.proxy) {
+        (FaultKind::Close, Proxy::Stream(proxy)) => {
+            let n = proxy.close_all();
+            format!("proxy closed {} with FIN", count(n, "connection"))
+        }
+        (FaultKind::Reset, Proxy::Stream(proxy)) => {
+            let n = proxy.reset_all();
+            format!("proxy reset {} (RST)", count(n, "connection"))
+        }
+        (FaultKind::BlackHole, proxy) => {
+            proxy.set_fault(Fault::BlackHole);
+            match proxy {
+                Proxy::Stream(p) => format!(
+                    "proxy black-holes all traffic of {}, sockets open",
+                    count(p.connection_count(), "connection")
+                ),
+                Proxy::Datagram(_) => {
+                    let up = world
+                        .clients
+                        .iter()
+                        .filter(|c| c.check.connected().is_some());
+                    format!(
+                        "proxy black-holes every datagram of {}, both ways",
+                        count(up.count(), "connection")
+                    )
+                }
+            }
+        }
+        // Skipped before injection (see FaultKind::skipped_on).
+        (FaultKind::Reset, Proxy::Datagram(_)) => "nothing: a datagram proxy has no RST".into(),
+        (FaultKind::Close | FaultKind::Restart, _) => unreachable!("handled above"),
+    }
+}
+
+async fn restart(world: &mut World) -> String {
+    match world.restart_server().await {
+        Ok(r) => match r.blackout {
+            None => format!(
+                "server on {} dropped; new server on {}, proxy redirected",
+                r.old, r.new
+            ),
+            Some(blackout) => format!(
+                "proxy black-holed while the server on {} was dropped (its goodbyes lost, as in \
+                 a crash); new server on the same port with the same reset key; traffic passes \
+                 again after {}",
+                r.old,
+                fmt::duration(blackout)
+            ),
+        },
+        Err(e) => format!("restart failed: {e}"),
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
     match n {
-        1 => "1 connection".into(),
-        n => format!("{n} connections"),
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
     }
 }
 
@@ -236,7 +280,7 @@ fn judge(
     let log = &world.clients[client];
     let window = &log.events[mark..];
     let mut problems = Vec::new();
-    let expected = fault.expected();
+    let expected = fault.expected(world.scheme);
 
     let disconnect = find_disconnect(window, live);
     let detect = disconnect.map(|(at, _)| at.saturating_duration_since(t0));
@@ -249,7 +293,10 @@ fn judge(
         (Some(_), None, _) => problems.push("did not detect the fault".into()),
         (Some(_), Some(d), Some(r)) => {
             if !expected.contains(&r) {
-                problems.push(format!("reason {r}, expected {}", fault.expected_text()));
+                problems.push(format!(
+                    "reason {r}, expected {}",
+                    fault.expected_text(world.scheme)
+                ));
             }
             if d > bound + margin {
                 problems.push(format!(

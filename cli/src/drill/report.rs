@@ -1,7 +1,9 @@
 //! The drill's verdict, as tables for people or JSON for machines.
 
+use super::faults::FaultKind;
 use super::options::DrillOptions;
 use super::phase::PhaseReport;
+use super::transport::is_datagram;
 use crate::fmt;
 use crate::json::Json;
 use crate::table::Table;
@@ -9,19 +11,25 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
+use tether_transports::Scheme;
 
-pub struct DrillReport {
+/// The drill over one transport.
+pub struct TransportReport {
+    pub scheme: Scheme,
     pub phases: Vec<PhaseReport>,
+    /// Faults that do not apply to this transport, and why.
+    pub skipped: Vec<(FaultKind, &'static str)>,
     /// Failed checks outside any fault: startup and the final close.
     pub other_problems: Vec<String>,
     pub elapsed: Duration,
 }
 
-impl DrillReport {
+impl TransportReport {
     pub fn ok(&self) -> bool {
         self.other_problems.is_empty() && self.phases.iter().all(PhaseReport::ok)
     }
 
+    /// (passed, total) client checks.
     fn counts(&self) -> (usize, usize) {
         let outcomes = self.phases.iter().flat_map(|p| &p.clients);
         let total = outcomes.clone().count();
@@ -29,31 +37,129 @@ impl DrillReport {
         (passed, total)
     }
 
-    pub fn text(&self, opts: &DrillOptions) -> String {
-        let mut out = String::new();
+    fn text(&self) -> String {
+        let name = self.scheme.as_str();
+        let proxy = if is_datagram(self.scheme) {
+            "UDP fault proxy (datagrams: no FIN, no RST; restarts keep the port)"
+        } else {
+            "TCP fault proxy"
+        };
+        let mut out = format!("\n######## {name}:// ########  {proxy}\n");
         for phase in &self.phases {
             out.push('\n');
             out.push_str(&phase_text(phase));
         }
-        out.push('\n');
+        for (fault, why) in &self.skipped {
+            out.push_str(&format!(
+                "\n== {name}: {} ==  skipped: {why}\n",
+                fault.title()
+            ));
+        }
         if !self.other_problems.is_empty() {
-            out.push_str("outside the faults:\n");
+            out.push_str(&format!("\n{name}: outside the faults:\n"));
             for p in &self.other_problems {
                 out.push_str(&format!("  FAIL: {p}\n"));
             }
         }
+        out
+    }
+
+    /// One summary line.
+    fn summary(&self, clients: usize) -> String {
         let (passed, total) = self.counts();
-        let verdict = if self.ok() { "PASS" } else { "FAIL" };
-        out.push_str(&format!(
-            "result: {verdict}: {} faults x {} clients, {passed}/{total} client checks passed; \
-             lifecycle streams {} ({})\n",
+        let skipped = if self.skipped.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = self.skipped.iter().map(|(f, _)| f.key()).collect();
+            format!(" ({} skipped)", names.join(", "))
+        };
+        format!(
+            "{:<5} {}: {} faults{skipped} x {clients} clients, {passed}/{total} client checks \
+             passed; lifecycle streams {} ({})",
+            self.scheme.as_str(),
+            if self.ok() { "PASS" } else { "FAIL" },
             self.phases.len(),
-            opts.clients,
             if self.other_problems.is_empty() {
                 "ordered, each closed exactly once"
             } else {
                 "NOT clean"
             },
+            fmt::duration(self.elapsed),
+        )
+    }
+
+    fn json(&self) -> Json {
+        let (passed, total) = self.counts();
+        Json::obj([
+            ("transport", Json::str(self.scheme.as_str())),
+            ("ok", Json::Bool(self.ok())),
+            ("checks_passed", Json::Int(passed as i64)),
+            ("checks_total", Json::Int(total as i64)),
+            ("elapsed_ms", Json::ms(Some(self.elapsed))),
+            (
+                "phases",
+                Json::Arr(self.phases.iter().map(phase_json).collect()),
+            ),
+            (
+                "skipped",
+                Json::Arr(
+                    self.skipped
+                        .iter()
+                        .map(|(f, why)| {
+                            Json::obj([("fault", Json::str(f.key())), ("why", Json::str(*why))])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "other_problems",
+                Json::Arr(self.other_problems.iter().map(Json::str).collect()),
+            ),
+        ])
+    }
+}
+
+pub struct DrillReport {
+    pub sections: Vec<TransportReport>,
+    pub elapsed: Duration,
+}
+
+impl DrillReport {
+    pub fn ok(&self) -> bool {
+        self.sections.iter().all(TransportReport::ok)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        self.sections
+            .iter()
+            .map(TransportReport::counts)
+            .fold((0, 0), |(p, t), (p2, t2)| (p + p2, t + t2))
+    }
+
+    pub fn text(&self, opts: &DrillOptions) -> String {
+        let mut out = String::new();
+        for section in &self.sections {
+            out.push_str(&section.text());
+        }
+        out.push_str("\nsummary:\n");
+        for section in &self.sections {
+            out.push_str(&format!("  {}\n", section.summary(opts.clients)));
+        }
+        let (passed, total) = self.counts();
+        let failed: Vec<&str> = self
+            .sections
+            .iter()
+            .filter(|s| !s.ok())
+            .map(|s| s.scheme.as_str())
+            .collect();
+        let verdict = if failed.is_empty() {
+            "PASS".to_string()
+        } else {
+            format!("FAIL ({})", failed.join(", "))
+        };
+        out.push_str(&format!(
+            "result: {verdict}: {} transports, {passed}/{total} client checks passed ({})\n",
+            self.sections.len(),
             fmt::duration(self.elapsed),
         ));
         out
@@ -71,6 +177,15 @@ impl DrillReport {
             (
                 "config",
                 Json::obj([
+                    (
+                        "transports",
+                        Json::Arr(
+                            opts.transports
+                                .iter()
+                                .map(|s| Json::str(s.as_str()))
+                                .collect(),
+                        ),
+                    ),
                     ("clients", Json::Int(opts.clients as i64)),
                     ("heartbeat_interval_ms", Json::ms(Some(hb.interval))),
                     ("heartbeat_timeout_ms", Json::ms(Some(hb.timeout))),
@@ -88,12 +203,8 @@ impl DrillReport {
                 ]),
             ),
             (
-                "phases",
-                Json::Arr(self.phases.iter().map(phase_json).collect()),
-            ),
-            (
-                "other_problems",
-                Json::Arr(self.other_problems.iter().map(Json::str).collect()),
+                "transports",
+                Json::Arr(self.sections.iter().map(TransportReport::json).collect()),
             ),
         ])
     }
@@ -101,11 +212,13 @@ impl DrillReport {
 
 fn phase_text(p: &PhaseReport) -> String {
     let mut out = format!(
-        "== {} ==  expect {}; detection bound {} + {} margin\n",
+        "== {}: {} ==  expect {}; detection bound {} + {} margin\n   why: {}\n",
+        p.scheme.as_str(),
         p.fault.title(),
-        p.fault.expected_text(),
+        p.fault.expected_text(p.scheme),
         fmt::duration(p.bound),
         fmt::duration(p.margin),
+        p.fault.why(p.scheme),
     );
     out.push_str(&format!(
         "   {}; server saw {}\n   times count from the fault; `reconnected` is when the connection that stayed up came up\n\n",
@@ -252,12 +365,13 @@ fn phase_json(p: &PhaseReport) -> Json {
             "expected",
             Json::Arr(
                 p.fault
-                    .expected()
+                    .expected(p.scheme)
                     .iter()
                     .map(|r| Json::str(r.as_str()))
                     .collect(),
             ),
         ),
+        ("why", Json::str(p.fault.why(p.scheme))),
         ("detection_bound_ms", Json::ms(Some(p.bound))),
         ("margin_ms", Json::ms(Some(p.margin))),
         ("injected", Json::str(&p.injected)),

@@ -1,8 +1,12 @@
-//! The drill's world: a supervised server, the fault proxy in front of it,
-//! the supervised clients, and the record of everything they reported.
+//! The drill's world for one transport: a supervised server, the fault
+//! proxy in front of it, the supervised clients, and the record of
+//! everything they reported.
 
 use super::check::LifecycleCheck;
 use super::options::DrillOptions;
+use super::proxy::Proxy;
+use super::transport::{is_datagram, Secrets};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tether_core::liveness::Policy;
@@ -11,10 +15,15 @@ use tether_core::DisconnectReason;
 use tether_transports::driver::{
     Client, ClientConfig, ClientEvent, ClientHandle, Server, ServerConfig, ServerEvent,
 };
-use tether_transports::fault::FaultProxy;
-use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
+use tether_transports::endpoint::{self, BoxAcceptor, TransportOptions};
+use tether_transports::fault::Fault;
+use tether_transports::{Endpoint, Scheme};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+/// Time for the UDP proxy's mapping tasks to act on a new fault, and on
+/// datagrams already in their sockets (generous for a loaded machine).
+const FAULT_SETTLE: Duration = Duration::from_millis(100);
 
 /// Something one of the parties reported, stamped when it arrived.
 enum Note {
@@ -29,28 +38,36 @@ enum Note {
     },
 }
 
-/// A server running in its own task, which drains its events.
+/// A loopback endpoint of `scheme`.
+fn loopback(scheme: Scheme, port: u16) -> Endpoint {
+    Endpoint {
+        scheme,
+        host: Ipv4Addr::LOCALHOST.to_string(),
+        port,
+    }
+}
+
+/// A server running in its own task, which drains its events and closes
+/// connections on request.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    close_all: mpsc::UnboundedSender<oneshot::Sender<usize>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl RunningServer {
-    async fn start(policy: Policy, notes: mpsc::UnboundedSender<Note>) -> Result<Self, String> {
-        Self::spawn(Self::bind().await?, policy, notes)
-    }
-
-    /// A listener on a loopback port picked by the kernel.
-    async fn bind() -> Result<TcpAcceptor, String> {
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        TcpAcceptor::bind(listen, TcpOptions::default())
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))
+    /// A listener on loopback `port` (0: picked by the kernel).
+    async fn bind(
+        scheme: Scheme,
+        port: u16,
+        options: &TransportOptions,
+    ) -> std::io::Result<BoxAcceptor> {
+        endpoint::acceptor(&loopback(scheme, port), options).await
     }
 
     fn spawn(
-        acceptor: TcpAcceptor,
+        acceptor: BoxAcceptor,
         policy: Policy,
         notes: mpsc::UnboundedSender<Note>,
     ) -> Result<Self, String> {
@@ -61,27 +78,63 @@ impl RunningServer {
         let mut server = Server::spawn(acceptor, config).map_err(|e| e.to_string())?;
         let addr = server.local_addr();
         let (stop, mut stopped) = oneshot::channel();
+        let (close_all, mut close_requests) = mpsc::unbounded_channel::<oneshot::Sender<usize>>();
         let task = tokio::spawn(async move {
+            let note = |reason| {
+                let at = Instant::now();
+                let _ = notes.send(Note::ServerClosed { at, reason });
+            };
+            let mut open = HashSet::new();
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
+                    Some(reply) = close_requests.recv() => {
+                        let closed = open.iter().filter(|&&id| server.close(id).is_ok()).count();
+                        let _ = reply.send(closed);
+                    }
                     event = server.next_event() => match event {
-                        Some(ServerEvent::Closed { reason, .. }) => {
-                            let at = Instant::now();
-                            let _ = notes.send(Note::ServerClosed { at, reason });
+                        Some(ServerEvent::Accepted { id, .. }) => {
+                            open.insert(id);
+                        }
+                        Some(ServerEvent::Closed { id, reason }) => {
+                            open.remove(&id);
+                            note(reason);
                         }
                         Some(_) => {}
                         None => break,
                     },
                 }
             }
-            // Dropping the server is the crash half of a restart.
-            drop(server);
+            // Every connection closes at once (the crash half of a
+            // restart); their ends are still recorded, for a bounded time.
+            server.shutdown();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, server.next_event()).await
+            {
+                if let ServerEvent::Closed { reason, .. } = event {
+                    note(reason);
+                }
+            }
         });
-        Ok(Self { addr, stop, task })
+        Ok(Self {
+            addr,
+            close_all,
+            stop,
+            task,
+        })
     }
 
-    /// Drops the server (its listener closes; its connections are closed).
+    /// Closes every open connection in an orderly way (`Server::close`);
+    /// returns how many.
+    pub async fn close_all(&self) -> usize {
+        let (reply, closed) = oneshot::channel();
+        if self.close_all.send(reply).is_err() {
+            return 0;
+        }
+        closed.await.unwrap_or(0)
+    }
+
+    /// Drops the server: its connections are closed, its socket released.
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
@@ -95,52 +148,75 @@ pub struct ClientLog {
     pub check: LifecycleCheck,
 }
 
+/// How a restart went.
+pub struct Restarted {
+    pub old: SocketAddr,
+    pub new: SocketAddr,
+    /// Datagram transports: how long the proxy black-holed everything
+    /// while the old server went and the new one came up.
+    pub blackout: Option<Duration>,
+}
+
 pub struct World {
+    pub scheme: Scheme,
     notes: mpsc::UnboundedReceiver<Note>,
     notes_tx: mpsc::UnboundedSender<Note>,
     policy: Policy,
+    server_options: TransportOptions,
     pub clients: Vec<ClientLog>,
     handles: Vec<ClientHandle>,
     pub server_closed: Vec<(Instant, DisconnectReason)>,
     pub server: Option<RunningServer>,
-    pub proxy: FaultProxy,
+    pub proxy: Proxy,
 }
 
 impl World {
     /// Starts the server, the proxy in front of it and the clients.
-    pub async fn start(opts: &DrillOptions) -> Result<Self, String> {
+    pub async fn start(
+        scheme: Scheme,
+        opts: &DrillOptions,
+        secrets: &Secrets,
+    ) -> Result<Self, String> {
         let (notes_tx, notes) = mpsc::unbounded_channel();
         let policy = Policy::Heartbeat(opts.heartbeat);
-        let server = RunningServer::start(policy, notes_tx.clone()).await?;
-        let proxy = FaultProxy::start(server.addr)
+        let server_options = secrets.server_options(&opts.heartbeat);
+        let acceptor = RunningServer::bind(scheme, 0, &server_options)
+            .await
+            .map_err(|e| format!("cannot start the {} server: {e}", scheme.as_str()))?;
+        let server = RunningServer::spawn(acceptor, policy, notes_tx.clone())?;
+        let proxy = Proxy::start(scheme, server.addr)
             .await
             .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
         if let Some(seed) = opts.seed {
             proxy.set_seed(seed);
         }
         let mut world = Self {
+            scheme,
             notes,
             notes_tx,
             policy,
+            server_options,
             clients: Vec::new(),
             handles: Vec::new(),
             server_closed: Vec::new(),
             server: Some(server),
             proxy,
         };
+        let client_options = secrets.client_options(&opts.heartbeat);
         for index in 0..opts.clients {
-            world.spawn_client(index, opts)?;
+            world.spawn_client(index, opts, &client_options)?;
         }
         Ok(world)
     }
 
-    fn spawn_client(&mut self, index: usize, opts: &DrillOptions) -> Result<(), String> {
-        let target = self.proxy.local_addr();
-        let connector = TcpConnector::new(
-            target.ip().to_string(),
-            target.port(),
-            TcpOptions::default(),
-        );
+    fn spawn_client(
+        &mut self,
+        index: usize,
+        opts: &DrillOptions,
+        options: &TransportOptions,
+    ) -> Result<(), String> {
+        let target = loopback(self.scheme, self.proxy.local_addr().port());
+        let connector = endpoint::connector(&target, options).map_err(|e| e.to_string())?;
         let mut backoff = opts.backoff.clone();
         if let Some(seed) = opts.seed {
             backoff = backoff.with_seed(seed.wrapping_add(index as u64));
@@ -201,23 +277,82 @@ impl World {
         self.clients.iter().all(|c| c.check.connected().is_some())
     }
 
-    /// Drops the server and starts a new one on a new port; the proxy then
-    /// forwards new connections to it. Returns (old, new) addresses.
+    /// Closes every connection from the server side; returns how many.
+    pub async fn close_all_on_server(&self) -> usize {
+        match &self.server {
+            Some(server) => server.close_all().await,
+            None => 0,
+        }
+    }
+
+    /// Drops the server and starts a new one.
     ///
-    /// The new port is bound before the old server goes, so that no await
-    /// separates the drop from the redirect: a client that reconnects at
-    /// once would otherwise meet the dead port, which through a proxy looks
-    /// like a connection that is reset right after it was accepted.
-    pub async fn restart_server(&mut self) -> Result<(SocketAddr, SocketAddr), String> {
+    /// Stream transports: the new server gets a new port and the proxy is
+    /// redirected to it before the old one goes, so that a client that
+    /// reconnects at once never meets the dead port (through a proxy that
+    /// would look like a connection reset right after it was accepted).
+    ///
+    /// Datagram transports: the new server must come back on the *same*
+    /// port with the same reset key, as a restarted process would. The
+    /// proxy black-holes everything meanwhile, so that the old server's
+    /// goodbye packets are lost as in a crash, and clients learn of the
+    /// restart only from the new server's answer to their next packet.
+    pub async fn restart_server(&mut self) -> Result<Restarted, String> {
         let old = self.server.take().ok_or("no server is running")?;
-        let acceptor = RunningServer::bind().await?;
         let old_addr = old.addr;
+        if !is_datagram(self.scheme) {
+            let acceptor = RunningServer::bind(self.scheme, 0, &self.server_options)
+                .await
+                .map_err(|e| format!("cannot listen on a new port: {e}"))?;
+            let new = RunningServer::spawn(acceptor, self.policy, self.notes_tx.clone())?;
+            if let Proxy::Stream(proxy) = &self.proxy {
+                proxy.set_upstream(new.addr);
+            }
+            let new_addr = new.addr;
+            self.server = Some(new);
+            old.stop().await;
+            return Ok(Restarted {
+                old: old_addr,
+                new: new_addr,
+                blackout: None,
+            });
+        }
+        self.proxy.set_fault(Fault::BlackHole);
+        let blackout = Instant::now();
+        // Each proxy mapping applies a new fault when its task next runs;
+        // a datagram it receives in that same wakeup still passes under the
+        // old mode. Give every mapping time to see the black hole before
+        // the server says goodbye.
+        tokio::time::sleep(FAULT_SETTLE).await;
         old.stop().await;
-        let new = RunningServer::spawn(acceptor, self.policy, self.notes_tx.clone())?;
-        self.proxy.set_upstream(new.addr);
+        // The old socket is released once the server's tasks have wound
+        // down; until then the port is still taken.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let acceptor = loop {
+            match RunningServer::bind(self.scheme, old_addr.port(), &self.server_options).await {
+                Ok(acceptor) => break Ok(acceptor),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => break Err(format!("cannot listen on {old_addr} again: {e}")),
+            }
+        };
+        let started =
+            acceptor.and_then(|a| RunningServer::spawn(a, self.policy, self.notes_tx.clone()));
+        // The goodbyes were sent before `stop` returned, but a mapping task
+        // may not have read them yet: lifted now, they would still pass.
+        tokio::time::sleep(FAULT_SETTLE).await;
+        self.proxy.set_fault(Fault::Pass);
+        let new = started?;
         let new_addr = new.addr;
         self.server = Some(new);
-        Ok((old_addr, new_addr))
+        Ok(Restarted {
+            old: old_addr,
+            new: new_addr,
+            blackout: Some(blackout.elapsed()),
+        })
     }
 
     /// Closes every client and waits (bounded) until each reported its end.

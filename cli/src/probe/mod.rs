@@ -1,5 +1,5 @@
-//! `tether probe`: supervise one connection to any TCP server and print its
-//! lifecycle as it happens.
+//! `tether probe`: supervise one connection to a server over any transport
+//! (tcp, tls, quic, udp) and print its lifecycle as it happens.
 
 mod options;
 mod output;
@@ -11,11 +11,19 @@ use options::silent_heartbeat;
 use output::{Printer, Tally};
 use std::time::Duration;
 use tether_transports::driver::{Client, ClientConfig, ClientEvent};
-use tether_transports::tcp::TcpConnector;
+use tether_transports::endpoint;
+use tether_transports::Scheme;
 
 /// Runs the probe; returns the process exit code.
 pub async fn run(o: ProbeOptions) -> i32 {
-    let connector = TcpConnector::new(o.endpoint.host.clone(), o.endpoint.port, o.tcp);
+    // Reads the CA file and binds the QUIC socket: errors name the option.
+    let connector = match endpoint::connector(&o.endpoint, &o.transport_options()) {
+        Ok(connector) => connector,
+        Err(e) => {
+            eprintln!("tether probe: error: {e}");
+            return 2;
+        }
+    };
     let config = ClientConfig {
         heartbeat: o.heartbeat.unwrap_or_else(silent_heartbeat),
         backoff: o.backoff.clone(),
@@ -39,15 +47,7 @@ pub async fn run(o: ProbeOptions) -> i32 {
             ),
             None => "no heartbeat".to_string(),
         };
-        let kernel = match o.tcp.keepalive {
-            Some(k) => format!(
-                "kernel keepalive {}+{}x{}",
-                fmt::short(k.idle),
-                k.count,
-                fmt::short(k.interval)
-            ),
-            None => "kernel keepalive off".to_string(),
-        };
+        let kernel = transport_text(&o);
         let until = match o.run_for {
             Some(d) => format!("for {}", fmt::duration(d)),
             None => "until Ctrl-C".to_string(),
@@ -102,6 +102,45 @@ pub async fn run(o: ProbeOptions) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// What the transport adds to liveness and trust, for the first line.
+fn transport_text(o: &ProbeOptions) -> String {
+    let kernel = || match o.tcp.keepalive {
+        Some(k) => format!(
+            "kernel keepalive {}+{}x{}",
+            fmt::short(k.idle),
+            k.count,
+            fmt::short(k.interval)
+        ),
+        None => "kernel keepalive off".to_string(),
+    };
+    let trust = || {
+        let ca =
+            o.ca.as_ref()
+                .map_or("the platform's roots".to_string(), |p| {
+                    p.display().to_string()
+                });
+        let name = o.server_name.as_deref().unwrap_or(&o.endpoint.host);
+        format!("certificate for {name} checked against {ca}")
+    };
+    match o.endpoint.scheme {
+        Scheme::Tcp => kernel(),
+        Scheme::Tls => format!("{}; {}", kernel(), trust()),
+        Scheme::Quic => {
+            let l = o.quic_liveness();
+            format!(
+                "QUIC keep-alive {}, idle timeout {}; {}",
+                l.keep_alive.map_or("off".to_string(), fmt::short),
+                fmt::short(l.idle_timeout),
+                trust()
+            )
+        }
+        Scheme::Udp => format!(
+            "pre-shared key of {} bytes",
+            o.psk.as_ref().map_or(0, Vec::len)
+        ),
     }
 }
 

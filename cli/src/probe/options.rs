@@ -2,16 +2,23 @@
 //! settings (heartbeat, kernel keepalive, backoff).
 
 use crate::args::{parse_duration, Args, Token, UsageError};
+use std::path::PathBuf;
 use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, Jitter};
 use tether_core::liveness::HeartbeatConfig;
+use tether_transports::endpoint::TransportOptions;
+use tether_transports::quic::{QuicClientOptions, QuicLiveness};
 use tether_transports::tcp::{Keepalive, TcpOptions};
+use tether_transports::tls::TlsClientOptions;
+use tether_transports::udp::UdpOptions;
 use tether_transports::{Endpoint, Scheme};
 
 pub const HELP: &str = "\
-tether probe: watch the lifecycle of a supervised connection to a TCP server
+tether probe: watch the lifecycle of a supervised connection to a server
 
-Usage: tether probe [OPTIONS] tcp://HOST:PORT
+Usage: tether probe [OPTIONS] URL
+
+URL is tcp://HOST:PORT, tls://HOST:PORT, quic://HOST:PORT or udp://HOST:PORT.
 
 Dials HOST:PORT, keeps the connection up (reconnecting with jittered
 backoff) and prints every lifecycle event with its UTC time, the time since
@@ -23,18 +30,25 @@ Options:
       --interval DUR          heartbeat: ping after this much silence [default: 1s]
       --timeout DUR           heartbeat: wait this long for a reply [default: 1s]
       --missed N              heartbeat: unanswered pings until dead [default: 3]
-      --no-heartbeat          never send a ping (for servers that do not speak tether)
-      --keepalive I,V,N       kernel keepalive: idle, probe interval, probes
-                              [default: 10s,5s,3]
-      --no-keepalive          leave kernel keepalive off
-      --user-timeout DUR      TCP_USER_TIMEOUT, Linux only [default: 30s]
+      --no-heartbeat          never send a ping (tcp:// and tls:// servers that
+                              do not speak tether)
+      --keepalive I,V,N       tcp, tls: kernel keepalive: idle, probe interval,
+                              probes [default: 10s,5s,3]
+      --no-keepalive          tcp, tls: leave kernel keepalive off
+      --user-timeout DUR      tcp, tls: TCP_USER_TIMEOUT, Linux only [default: 30s]
+      --ca FILE               tls, quic: trust the CA certificates in this PEM
+                              file instead of the platform's roots
+      --server-name NAME      tls, quic: the name to send (SNI) and to verify
+                              the certificate against [default: the URL's host]
+      --psk-hex HEX           udp: the server's pre-shared key, in hex (at
+                              least 16 bytes). Required for udp://
       --backoff-initial DUR   first reconnect delay, before jitter [default: 100ms]
       --backoff-max DUR       cap of the reconnect delay [default: 5s]
       --json                  one JSON object per line instead of text
   -h, --help                  print this help
 
 Heartbeats need a tether peer: a ping is a tether frame and only a tether
-server answers it with a pong. Against any other TCP server use
+server answers it with a pong. Against any other TCP or TLS server use
 --no-heartbeat. Connects, refusals, orderly closes (peer_closed) and resets
 are still reported at once; a peer that silently vanished is then found by
 kernel keepalive (about idle + probes x interval on an idle connection) and
@@ -42,8 +56,15 @@ TCP_USER_TIMEOUT (while sent data is unacknowledged). A server that speaks
 first in its own protocol (an SSH or SMTP banner) is reported as
 protocol_error, because its bytes are not tether frames.
 
+quic:// and udp:// peers are always tether servers; the heartbeat also sets
+QUIC's keep-alive (the interval) and idle timeout (interval + missed x
+timeout). The server certificate is always verified (tls, quic); a wrong
+PSK shows as connect_timeout, since a UDP server never answers what it
+cannot authenticate.
+
 Exit status: 0 a connection was established at least once, 1 never
-connected, 2 bad arguments.
+connected, 2 bad arguments or options the transport rejects (an unreadable
+--ca file, say).
 ";
 
 #[derive(Debug, Clone)]
@@ -51,9 +72,47 @@ pub struct ProbeOptions {
     pub endpoint: Endpoint,
     pub run_for: Option<Duration>,
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Socket options of tcp:// and tls://.
     pub tcp: TcpOptions,
+    /// tls://, quic://: CA file to trust instead of the platform roots.
+    pub ca: Option<PathBuf>,
+    /// tls://, quic://: the name to send and verify instead of the host.
+    pub server_name: Option<String>,
+    /// udp://: the pre-shared key.
+    pub psk: Option<Vec<u8>>,
     pub backoff: BackoffConfig,
     pub json: bool,
+}
+
+impl ProbeOptions {
+    /// The transport settings for [`tether_transports::endpoint::connector`].
+    pub fn transport_options(&self) -> TransportOptions {
+        let mut tls = TlsClientOptions::default();
+        let mut quic = QuicClientOptions::default();
+        if let Some(ca) = &self.ca {
+            tls = tls.with_ca_file(ca);
+            quic = quic.with_ca_file(ca);
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.with_server_name(name);
+            quic = quic.with_server_name(name);
+        }
+        quic = quic.with_liveness(self.quic_liveness());
+        TransportOptions {
+            tcp: self.tcp,
+            tls_client: tls,
+            quic_client: quic,
+            udp: UdpOptions::with_psk(self.psk.clone().unwrap_or_default()),
+            ..TransportOptions::default()
+        }
+    }
+
+    /// QUIC's keep-alive and idle timeout, from the heartbeat.
+    pub fn quic_liveness(&self) -> QuicLiveness {
+        self.heartbeat
+            .map(|hb| QuicLiveness::from_heartbeat(&hb))
+            .unwrap_or_default()
+    }
 }
 
 pub enum Parsed {
@@ -75,6 +134,13 @@ pub fn parse(items: Vec<String>) -> Result<Parsed, UsageError> {
         .with_min_connect_timeout(Duration::from_secs(5))
         .with_healthy_after(Duration::from_secs(2));
     let mut json = false;
+    let mut ca = None;
+    let mut server_name = None;
+    let mut psk = None;
+    // Flags that only some schemes understand, as given, for the check
+    // once the URL is known.
+    let mut stream_only: Option<String> = None;
+    let mut tls_quic_only: Option<String> = None;
     while let Some(token) = args.next_token() {
         let (flag, inline) = match token {
             Token::Positional(p) if endpoint.is_none() => {
@@ -110,6 +176,7 @@ pub fn parse(items: Vec<String>) -> Result<Parsed, UsageError> {
                 no_heartbeat = true;
             }
             "--keepalive" => {
+                stream_only.get_or_insert(flag.clone());
                 let v = args.value(&flag, inline)?;
                 tcp.keepalive = Some(
                     parse_keepalive(&v)
@@ -117,10 +184,34 @@ pub fn parse(items: Vec<String>) -> Result<Parsed, UsageError> {
                 );
             }
             "--no-keepalive" => {
+                stream_only.get_or_insert(flag.clone());
                 args.no_value(&flag, inline)?;
                 tcp.keepalive = None;
             }
-            "--user-timeout" => tcp.user_timeout = Some(args.duration(&flag, inline)?),
+            "--user-timeout" => {
+                stream_only.get_or_insert(flag.clone());
+                tcp.user_timeout = Some(args.duration(&flag, inline)?);
+            }
+            "--ca" => {
+                tls_quic_only.get_or_insert(flag.clone());
+                let v = args.value(&flag, inline)?;
+                if v.is_empty() {
+                    return Err(args.error("--ca needs a file name"));
+                }
+                ca = Some(PathBuf::from(v));
+            }
+            "--server-name" => {
+                tls_quic_only.get_or_insert(flag.clone());
+                let v = args.value(&flag, inline)?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    return Err(args.error(format!("--server-name {v:?}: not a host name")));
+                }
+                server_name = Some(v);
+            }
+            "--psk-hex" => {
+                let v = args.value(&flag, inline)?;
+                psk = Some(parse_hex(&v).map_err(|e| args.error(format!("--psk-hex: {e}")))?);
+            }
             "--backoff-initial" => backoff.initial = args.duration(&flag, inline)?,
             "--backoff-max" => backoff.max_delay = args.duration(&flag, inline)?,
             "--json" => {
@@ -132,34 +223,91 @@ pub fn parse(items: Vec<String>) -> Result<Parsed, UsageError> {
     }
     let endpoint =
         endpoint.ok_or_else(|| args.error("missing the address, e.g. tcp://127.0.0.1:7000"))?;
+    let scheme = endpoint.scheme;
+    let url = scheme.as_str();
+    let datagram = matches!(scheme, Scheme::Quic | Scheme::Udp);
+    if let (true, Some(flag)) = (datagram, stream_only) {
+        return Err(args.error(format!(
+            "{flag} applies to tcp:// and tls:// only, not {url}://"
+        )));
+    }
+    if let (Scheme::Tcp | Scheme::Udp, Some(flag)) = (scheme, tls_quic_only) {
+        return Err(args.error(format!(
+            "{flag} applies to tls:// and quic:// only, not {url}://"
+        )));
+    }
+    match (scheme, &psk) {
+        (Scheme::Udp, None) => {
+            return Err(args.error(
+                "udp:// needs --psk-hex HEX: the server's pre-shared key (at least 16 bytes)",
+            ))
+        }
+        (Scheme::Udp, Some(_)) | (_, None) => {}
+        (_, Some(_)) => {
+            return Err(args.error(format!("--psk-hex applies to udp:// only, not {url}://")))
+        }
+    }
+    if no_heartbeat && datagram {
+        return Err(args.error(format!(
+            "--no-heartbeat is for tcp:// and tls:// servers that do not speak tether; \
+             a {url}:// peer always does"
+        )));
+    }
     let heartbeat = if no_heartbeat { None } else { Some(heartbeat) };
     if let Some(hb) = heartbeat {
         hb.validate().map_err(|e| args.error(e.to_string()))?;
     }
     tcp.validate().map_err(|e| args.error(e.to_string()))?;
     backoff.validate().map_err(|e| args.error(e.to_string()))?;
-    Ok(Parsed::Run(Box::new(ProbeOptions {
+    let options = ProbeOptions {
         endpoint,
         run_for,
         heartbeat,
         tcp,
+        ca,
+        server_name,
+        psk,
         backoff,
         json,
-    })))
+    };
+    // Check what can be checked without touching files or sockets.
+    let transport = options.transport_options();
+    match scheme {
+        Scheme::Udp => transport.udp.validate(),
+        Scheme::Quic => options.quic_liveness().validate(),
+        Scheme::Tcp | Scheme::Tls => Ok(()),
+    }
+    .map_err(|e| args.error(e.to_string()))?;
+    Ok(Parsed::Run(Box::new(options)))
 }
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     let endpoint: Endpoint = s.parse().map_err(|e| format!("{e}"))?;
-    if endpoint.scheme != Scheme::Tcp {
-        return Err(format!(
-            "probe speaks tcp:// only for now, not {}://",
-            endpoint.scheme.as_str()
-        ));
-    }
     if endpoint.port == 0 {
         return Err(format!("{s:?}: port 0 cannot be dialed"));
     }
     Ok(endpoint)
+}
+
+/// `00ff...` (an optional `0x` prefix, no separators) to bytes.
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.is_empty() {
+        return Err("empty key".into());
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "{} hex digits: expected two per byte",
+            digits.len()
+        ));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = digits.get(i..i + 2).ok_or("not hex")?;
+            u8::from_str_radix(pair, 16).map_err(|_| format!("{pair:?} is not a hex byte"))
+        })
+        .collect()
 }
 
 fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
@@ -226,6 +374,28 @@ mod tests {
             &[][..],
             &["127.0.0.1:7000"],
             &["udp://127.0.0.1:7000"],
+            &["--psk-hex", "00112233", "udp://127.0.0.1:7000"],
+            &["--psk-hex", "0011223", "udp://127.0.0.1:7000"],
+            &[
+                "--psk-hex",
+                "zz112233445566778899aabbccddeeff",
+                "udp://127.0.0.1:7000",
+            ],
+            &[
+                "--psk-hex",
+                "00112233445566778899aabbccddeeff",
+                "tcp://127.0.0.1:7000",
+            ],
+            &["--ca", "ca.pem", "tcp://127.0.0.1:7000"],
+            &["--server-name", "", "tls://127.0.0.1:7000"],
+            &["--keepalive", "1s,1s,1", "quic://127.0.0.1:7000"],
+            &[
+                "--no-heartbeat",
+                "--psk-hex",
+                "00112233445566778899aabbccddeeff",
+                "udp://h:1",
+            ],
+            &["sctp://127.0.0.1:7000"],
             &["tcp://127.0.0.1:0"],
             &["tcp://127.0.0.1:70000"],
             &["tcp://127.0.0.1:7000", "tcp://127.0.0.1:7001"],
@@ -238,6 +408,34 @@ mod tests {
         ] {
             assert!(parse_strs(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn every_scheme_is_accepted_with_its_flags() {
+        let Ok(Parsed::Run(o)) = parse_strs(&[
+            "--psk-hex",
+            "0x00112233445566778899AABBCCDDEEFF",
+            "udp://127.0.0.1:7000",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(o.psk.as_deref().map(<[u8]>::len), Some(16));
+        assert_eq!(o.psk.unwrap()[15], 0xff);
+        let Ok(Parsed::Run(o)) = parse_strs(&[
+            "--ca",
+            "ca.pem",
+            "--server-name=example.test",
+            "tls://127.0.0.1:7443",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(o.ca, Some(PathBuf::from("ca.pem")));
+        let t = o.transport_options();
+        assert_eq!(t.tls_client.server_name.as_deref(), Some("example.test"));
+        let Ok(Parsed::Run(o)) = parse_strs(&["--interval", "2s", "quic://[::1]:7443"]) else {
+            panic!()
+        };
+        assert_eq!(o.quic_liveness().keep_alive, Some(Duration::from_secs(2)));
     }
 
     #[test]
