@@ -3,6 +3,7 @@
 //! shares one supervision mechanism.
 
 use async_trait::async_trait;
+use std::collections::VecDeque;
 use tether_core::codec::Frame;
 use tether_core::DisconnectReason;
 
@@ -20,6 +21,27 @@ pub trait Link: Send + 'static {
     /// Flushes frames queued by `feed`.
     async fn flush(&mut self) -> Result<(), DisconnectReason> {
         Ok(())
+    }
+
+    /// Writes `frames` in order with one flush. While the write waits for
+    /// the peer to take bytes, a link that can also keeps reading: frames
+    /// that arrive meanwhile are appended to `inbox`, so two peers that both
+    /// write more than the network buffers hold never wait on each other.
+    /// An end of the connection seen while reading is returned as the error
+    /// (frames received before it are in `inbox`).
+    ///
+    /// The default feeds each frame and flushes, without reading; links
+    /// whose writes cannot wait on the peer's reading need nothing more.
+    async fn transmit(
+        &mut self,
+        frames: Vec<Frame>,
+        inbox: &mut VecDeque<Frame>,
+    ) -> Result<(), DisconnectReason> {
+        let _ = inbox;
+        for frame in frames {
+            self.feed(frame).await?;
+        }
+        self.flush().await
     }
 
     /// Receives the next frame, or why the connection ended.
@@ -48,6 +70,13 @@ impl Link for BoxLink {
     }
     async fn flush(&mut self) -> Result<(), DisconnectReason> {
         (**self).flush().await
+    }
+    async fn transmit(
+        &mut self,
+        frames: Vec<Frame>,
+        inbox: &mut VecDeque<Frame>,
+    ) -> Result<(), DisconnectReason> {
+        (**self).transmit(frames, inbox).await
     }
     async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
         (**self).recv().await

@@ -3,7 +3,10 @@
 
 use crate::link::Link;
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tether_core::codec::{CodecError, Frame, FrameCodec};
 use tether_core::DisconnectReason;
@@ -12,6 +15,10 @@ use tokio_util::codec::Framed;
 
 /// How long an orderly close may take before the stream is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Most frames read in one wake-up while a write waits, so that a fast
+/// peer cannot keep the task from yielding.
+const READ_WHILE_WRITING: usize = 1024;
 
 /// Frames over a byte stream.
 pub struct StreamLink<S> {
@@ -58,6 +65,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
             .map_err(|e| classify(&e))
     }
 
+    async fn transmit(
+        &mut self,
+        frames: Vec<Frame>,
+        inbox: &mut VecDeque<Frame>,
+    ) -> Result<(), DisconnectReason> {
+        let mut frames = frames.into_iter().peekable();
+        let framed = &mut self.framed;
+        std::future::poll_fn(|cx| {
+            match poll_write(framed, &mut frames, cx) {
+                Poll::Ready(result) => return Poll::Ready(result),
+                Poll::Pending => {}
+            }
+            // The peer is not taking bytes yet: keep reading, so that a
+            // peer blocked writing to us gets unstuck too.
+            for _ in 0..READ_WHILE_WRITING {
+                match Pin::new(&mut *framed).poll_next(cx) {
+                    Poll::Ready(Some(Ok(frame))) => inbox.push_back(frame),
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(classify(&e))),
+                    Poll::Ready(None) => return Poll::Ready(Err(DisconnectReason::PeerClosed)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+
     async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
         // `Framed::next` is cancel-safe: partial input stays in its buffer.
         match self.framed.next().await {
@@ -75,5 +110,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
 
     fn peer(&self) -> String {
         self.peer.clone()
+    }
+}
+
+/// Moves `frames` into the sink and flushes it, as far as it goes without
+/// waiting.
+fn poll_write<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, FrameCodec>,
+    frames: &mut std::iter::Peekable<std::vec::IntoIter<Frame>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), DisconnectReason>> {
+    let mut sink = Pin::new(framed);
+    while frames.peek().is_some() {
+        match sink.as_mut().poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(classify(&e))),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(frame) = frames.next() {
+            if let Err(e) = sink.as_mut().start_send(frame) {
+                return Poll::Ready(Err(classify(&e)));
+            }
+        }
+    }
+    match Sink::<Frame>::poll_flush(sink, cx) {
+        Poll::Ready(result) => Poll::Ready(result.map_err(|e| classify(&e))),
+        Poll::Pending => Poll::Pending,
     }
 }

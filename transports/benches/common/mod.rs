@@ -13,7 +13,9 @@
 //!   8 KiB, as in our `Framed` links.
 //! * supervised ([`Supervised`]): `ClientHandle::send` /
 //!   `ClientEvent::Message` against a `Server` whose application task
-//!   echoes every `ServerEvent::Message` with `server.send(id, data)`.
+//!   echoes every `ServerEvent::Message` with `server.send(id, data)`;
+//!   both applications take their events in bursts with `next_events`, the
+//!   call meant for throughput.
 //!
 //! Throughput is payload bytes echoed per second (one direction).
 #![allow(dead_code)]
@@ -39,6 +41,8 @@ use tokio::sync::Semaphore;
 
 /// Messages in flight (sent, echo not yet received).
 pub const WINDOW: usize = 64;
+/// Most events taken with one `next_events` call.
+pub const BURST: usize = 256;
 /// Kind byte of a data frame (see `tether_core::codec`).
 pub const KIND_DATA: u8 = 0x01;
 
@@ -210,10 +214,13 @@ impl Supervised {
     {
         let mut server = Server::spawn(acceptor, server_config).expect("server");
         let server = tokio::spawn(async move {
-            while let Some(event) = server.next_event().await {
-                if let ServerEvent::Message { id, data } = event {
-                    if server.send(id, data).await.is_err() {
-                        return;
+            let mut events = Vec::with_capacity(BURST);
+            while server.next_events(&mut events, BURST).await > 0 {
+                for event in events.drain(..) {
+                    if let ServerEvent::Message { id, data } = event {
+                        if server.send(id, data).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -255,16 +262,25 @@ impl EchoPair for Supervised {
         let reader = tokio::spawn(async move {
             let mut bytes = 0;
             let mut received = 0;
+            let mut events = Vec::with_capacity(BURST);
             while received < count {
-                match client.next_event().await.expect("client events") {
-                    ClientEvent::Message(m) => {
-                        assert_eq!(m.len(), len);
-                        bytes += m.len();
-                        received += 1;
-                        window.add_permits(1);
+                assert!(
+                    client.next_events(&mut events, BURST).await > 0,
+                    "client events ended"
+                );
+                let mut burst = 0;
+                for event in events.drain(..) {
+                    match event {
+                        ClientEvent::Message(m) => {
+                            assert_eq!(m.len(), len);
+                            bytes += m.len();
+                            burst += 1;
+                        }
+                        ClientEvent::Lifecycle(step) => panic!("connection changed: {step:?}"),
                     }
-                    ClientEvent::Lifecycle(step) => panic!("connection changed: {step:?}"),
                 }
+                received += burst;
+                window.add_permits(burst);
             }
             assert_eq!(bytes, len * count);
             (client, start.elapsed())

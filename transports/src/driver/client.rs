@@ -1,10 +1,10 @@
 //! The supervised client: one task that dials, watches liveness, reconnects
 //! with backoff and reports every lifecycle step exactly once.
 
-use super::clock::{earliest, now, sleep_until};
+use super::clock::{earliest, now, Timer};
 use crate::link::Link;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +189,8 @@ impl Client {
             dial: None,
             pending: VecDeque::new(),
             max_pending: config.max_pending,
+            inbox: VecDeque::new(),
+            pongs_due: Vec::new(),
             data_rx,
             data_open: true,
             control_rx,
@@ -216,6 +218,14 @@ impl Client {
         self.events.recv().await
     }
 
+    /// Waits for at least one event, then moves every ready event, up to
+    /// `limit`, to the end of `out`, in order. Returns how many were moved;
+    /// 0 only after the terminal event has been returned (or with `limit`
+    /// 0). One wake-up for a burst of messages: the call for throughput.
+    pub async fn next_events(&mut self, out: &mut Vec<ClientEvent>, limit: usize) -> usize {
+        self.events.recv_many(out, limit).await
+    }
+
     /// The next event if one is ready.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
         self.events.try_recv().ok()
@@ -240,6 +250,10 @@ struct Driver<R: Reconnect> {
     dial: Option<(u64, DialFuture<R::Conn>)>,
     pending: VecDeque<Bytes>,
     max_pending: usize,
+    /// Frames read while a write waited (see `Link::transmit`).
+    inbox: VecDeque<Frame>,
+    /// Pings received that still want their pong.
+    pongs_due: Vec<u64>,
     data_rx: mpsc::Receiver<Bytes>,
     data_open: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
@@ -254,13 +268,18 @@ where
 {
     async fn run(mut self) {
         self.supervisor.start(now());
+        let mut timer = Timer::new();
         loop {
             self.drain_supervisor().await;
             if self.supervisor.is_terminal() {
                 return;
             }
+            if !self.pongs_due.is_empty() {
+                self.answer_pings().await;
+                continue;
+            }
             let liveness = self.link.as_ref().and(self.monitor.poll_timeout());
-            let deadline = earliest(self.supervisor.poll_timeout(), liveness);
+            timer.arm(earliest(self.supervisor.poll_timeout(), liveness));
             // While disconnected, messages wait in the channel (which holds
             // exactly `max_pending`); the driver's own queue only keeps a
             // batch whose write failed, to resend it first.
@@ -271,12 +290,29 @@ where
                     Some(Control::Close) | None => self.supervisor.handle_close(now()),
                 },
                 result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
-                frame = recv(&mut self.link), if self.link.is_some() => self.on_frame(frame).await,
+                frame = recv(&mut self.link), if self.link.is_some() => {
+                    self.on_frame(frame);
+                    self.drain_frames();
+                }
                 data = self.data_rx.recv(), if take_data => match data {
                     Some(msg) => self.on_data(msg).await,
                     None => self.data_open = false,
                 },
-                () = sleep_until(deadline) => self.on_timer().await,
+                () = timer.fired() => self.on_timer().await,
+            }
+        }
+    }
+
+    /// Handles frames that are already received, without another turn of
+    /// the event loop (bounded, so that timers and sends still get a turn).
+    fn drain_frames(&mut self) {
+        for _ in 1..MAX_BATCH {
+            if self.link.is_none() {
+                return;
+            }
+            match recv(&mut self.link).now_or_never() {
+                Some(frame) => self.on_frame(frame),
+                None => return,
             }
         }
     }
@@ -343,21 +379,36 @@ where
         }
     }
 
-    async fn on_frame(&mut self, frame: Result<Frame, DisconnectReason>) {
+    fn on_frame(&mut self, frame: Result<Frame, DisconnectReason>) {
+        match frame {
+            Ok(frame) => self.take_frame(frame),
+            Err(reason) => self.lose_link(reason),
+        }
+    }
+
+    /// Accounts for one received frame; a ping's pong is sent from the
+    /// event loop (`answer_pings`).
+    fn take_frame(&mut self, frame: Frame) {
         let at = now();
         match frame {
-            Ok(Frame::Data(msg)) => {
+            Frame::Data(msg) => {
                 self.monitor.handle_received(at);
                 let _ = self.events.send(ClientEvent::Message(msg));
             }
-            Ok(Frame::Ping(payload)) => {
+            Frame::Ping(payload) => {
                 self.monitor.handle_received(at);
-                self.write(Frame::Pong(payload)).await;
+                self.pongs_due.push(payload);
             }
-            Ok(Frame::Pong(payload)) => {
+            Frame::Pong(payload) => {
                 self.monitor.handle_pong(at, payload);
             }
-            Err(reason) => self.lose_link(reason),
+        }
+    }
+
+    async fn answer_pings(&mut self) {
+        let pongs: Vec<Frame> = self.pongs_due.drain(..).map(Frame::Pong).collect();
+        if self.link.is_some() {
+            self.transmit(Some(pongs)).await;
         }
     }
 
@@ -366,13 +417,23 @@ where
         if self.link.is_some() {
             // Take what else is queued so that one flush carries it all.
             let limit = self.max_pending.min(MAX_BATCH);
-            while self.pending.len() < limit {
-                match self.data_rx.try_recv() {
-                    Ok(msg) => self.pending.push_back(msg),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.data_open = false;
+            // A sender that is still producing gets one scheduler turn to
+            // add to the batch before the write system call.
+            for turn in 0..2 {
+                if turn == 1 {
+                    if self.pending.len() >= limit || !self.data_open {
                         break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                while self.pending.len() < limit {
+                    match self.data_rx.try_recv() {
+                        Ok(msg) => self.pending.push_back(msg),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            self.data_open = false;
+                            break;
+                        }
                     }
                 }
             }
@@ -410,30 +471,22 @@ where
 
     /// Writes one frame on the live link; on failure the link is lost.
     async fn write(&mut self, frame: Frame) -> bool {
-        self.transmit(Some(frame)).await
+        self.transmit(Some(vec![frame])).await
     }
 
-    /// Writes `frame`, or with `None` every pending message, then flushes.
-    /// The write is bounded by the write timeout (a peer that stopped
-    /// reading is as dead as a silent one) and abandoned at once when the
-    /// application closes the client meanwhile. On failure the link is lost.
-    async fn transmit(&mut self, frame: Option<Frame>) -> bool {
+    /// Writes `frames`, or with `None` every pending message, with one
+    /// flush, reading meanwhile (see `Link::transmit`). The write is bounded
+    /// by the write timeout (a peer that stopped reading is as dead as a
+    /// silent one) and abandoned at once when the application closes the
+    /// client meanwhile. On failure the link is lost.
+    async fn transmit(&mut self, frames: Option<Vec<Frame>>) -> bool {
         let Some((_, link)) = self.link.as_mut() else {
             return false;
         };
-        let data = frame.is_none();
-        let pending = &self.pending;
-        let io = async move {
-            match frame {
-                Some(frame) => link.feed(frame).await?,
-                None => {
-                    for msg in pending {
-                        link.feed(Frame::Data(msg.clone())).await?;
-                    }
-                }
-            }
-            link.flush().await
-        };
+        let data = frames.is_none();
+        let frames =
+            frames.unwrap_or_else(|| self.pending.iter().cloned().map(Frame::Data).collect());
+        let io = link.transmit(frames, &mut self.inbox);
         let outcome = tokio::select! {
             written = tokio::time::timeout(self.write_timeout, io) => match written {
                 Ok(result) => result.map_err(Some),
@@ -443,6 +496,10 @@ where
                 Some(Control::Close) | None => Err(None),
             },
         };
+        // What arrived while writing came before whatever ended the write.
+        while let Some(frame) = self.inbox.pop_front() {
+            self.take_frame(frame);
+        }
         match outcome {
             Ok(()) => {
                 if data {
@@ -464,6 +521,7 @@ where
     fn lose_link(&mut self, reason: DisconnectReason) {
         if let Some((generation, link)) = self.link.take() {
             drop(link);
+            self.pongs_due.clear();
             self.supervisor
                 .handle_disconnected(generation, reason, now());
         }

@@ -1,11 +1,12 @@
 //! The supervised server: accepts links, watches every connection's
 //! liveness in one registry, and reports each connection's end exactly once.
 
-use super::clock::{now, sleep_until};
+use super::clock::{now, Timer};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::HashMap;
+use futures_util::FutureExt;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,6 +215,14 @@ impl Server {
         self.events.recv().await
     }
 
+    /// Waits for at least one event, then moves every ready event, up to
+    /// `limit`, to the end of `out`, in order. Returns how many were moved;
+    /// 0 only once the event stream has ended (or with `limit` 0). One
+    /// wake-up for a burst of messages: the call for throughput.
+    pub async fn next_events(&mut self, out: &mut Vec<ServerEvent>, limit: usize) -> usize {
+        self.events.recv_many(out, limit).await
+    }
+
     /// The next event if one is ready.
     pub fn try_next_event(&mut self) -> Option<ServerEvent> {
         self.events.try_recv().ok()
@@ -344,11 +353,12 @@ struct Hub {
 impl Hub {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<HubMsg>) {
         let mut shutting_down = false;
+        let mut timer = Timer::new();
         loop {
             if shutting_down && self.lock().is_empty() {
                 return;
             }
-            let deadline = self.registry.poll_timeout();
+            timer.arm(self.registry.poll_timeout());
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if !shutting_down => {
@@ -361,7 +371,7 @@ impl Hub {
                     Some(msg) => self.on_msg(msg, shutting_down),
                     None => return,
                 },
-                () = sleep_until(deadline) => self.on_timer(),
+                () = timer.fired() => self.on_timer(),
             }
         }
     }
@@ -421,6 +431,8 @@ impl Hub {
             touch_queued: conn.touch_queued.clone(),
             hub: self.hub_tx.clone(),
             events: self.events.clone(),
+            inbox: VecDeque::new(),
+            pongs_due: Vec::new(),
         };
         self.lock().insert(id, conn);
         let _ = self.events.send(ServerEvent::Accepted { id, peer });
@@ -465,6 +477,10 @@ struct ConnTask {
     /// liveness touch. `Closed` still follows them: the hub sends it after
     /// this task's `Ended`, which comes after its last message.
     events: mpsc::UnboundedSender<ServerEvent>,
+    /// Frames read while a write waited (see `Link::transmit`).
+    inbox: VecDeque<Frame>,
+    /// Pings received that still want their pong.
+    pongs_due: Vec<Frame>,
 }
 
 impl ConnTask {
@@ -486,55 +502,91 @@ impl ConnTask {
     }
 
     async fn serve(&mut self) -> DisconnectReason {
+        // One cancellation future for the task's life, not one per frame.
+        let cancelled = self.cancel.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => {
-                    return self.reason.get().copied().unwrap_or(DisconnectReason::ClosedLocally);
-                }
-                frame = self.rx.recv() => {
-                    let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
-                    let (link, rx) = (&mut self.link, &mut self.rx);
-                    let batch = async move {
-                        link.feed(frame).await?;
-                        // Take what else is queued so that one flush carries it all.
-                        for _ in 1..MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(frame) => link.feed(frame).await?,
-                                Err(_) => break,
+            let frames = if self.pongs_due.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = &mut cancelled => {
+                        return self.reason.get().copied().unwrap_or(DisconnectReason::ClosedLocally);
+                    }
+                    frame = self.rx.recv() => {
+                        let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
+                        self.batch(frame).await
+                    }
+                    frame = self.link.recv() => {
+                        let mut frame = frame;
+                        // Frames already received are handled without another
+                        // turn of the loop (bounded, so sends get a turn).
+                        for turn in 1..=MAX_BATCH {
+                            match frame {
+                                Ok(frame) => self.take_frame(frame),
+                                Err(reason) => return reason,
+                            }
+                            if turn == MAX_BATCH {
+                                break;
+                            }
+                            match self.link.recv().now_or_never() {
+                                Some(next) => frame = next,
+                                None => break,
                             }
                         }
-                        link.flush().await
-                    };
-                    tokio::select! {
-                        () = self.cancel.cancelled() => {}
-                        sent = batch => if let Err(reason) = sent {
-                            return reason;
-                        }
+                        continue;
                     }
                 }
-                frame = self.link.recv() => match frame {
-                    Ok(Frame::Data(data)) => {
-                        self.touch();
-                        let _ = self.events.send(ServerEvent::Message { id: self.id, data });
-                    }
-                    Ok(Frame::Ping(payload)) => {
-                        self.touch();
-                        // A peer that pings but never reads must not wedge
-                        // this task: expiry and close still get through.
-                        tokio::select! {
-                            () = self.cancel.cancelled() => {}
-                            sent = self.link.send(Frame::Pong(payload)) => if let Err(reason) = sent {
-                                return reason;
-                            }
-                        }
-                    }
-                    Ok(Frame::Pong(_)) => {
-                        self.touch();
-                    }
-                    Err(reason) => return reason,
-                },
+            } else {
+                std::mem::take(&mut self.pongs_due)
+            };
+            // A peer that never reads must not wedge this task: expiry and
+            // close still get through.
+            let sent = tokio::select! {
+                () = &mut cancelled => continue,
+                sent = self.link.transmit(frames, &mut self.inbox) => sent,
+            };
+            // What arrived while writing came before whatever ended the write.
+            while let Some(frame) = self.inbox.pop_front() {
+                self.take_frame(frame);
             }
+            if let Err(reason) = sent {
+                return reason;
+            }
+        }
+    }
+
+    /// `first` and what else is queued (up to `MAX_BATCH`), so that one
+    /// flush carries it all; a sender still producing gets one scheduler
+    /// turn to add to the batch before the system call.
+    async fn batch(&mut self, first: Frame) -> Vec<Frame> {
+        let mut frames = vec![first];
+        for turn in 0..2 {
+            if turn == 1 {
+                if frames.len() >= MAX_BATCH {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            while frames.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(frame) => frames.push(frame),
+                    Err(_) => break,
+                }
+            }
+        }
+        frames
+    }
+
+    /// Accounts for one received frame; a ping's pong goes out with the
+    /// next write.
+    fn take_frame(&mut self, frame: Frame) {
+        self.touch();
+        match frame {
+            Frame::Data(data) => {
+                let _ = self.events.send(ServerEvent::Message { id: self.id, data });
+            }
+            Frame::Ping(payload) => self.pongs_due.push(Frame::Pong(payload)),
+            Frame::Pong(_) => {}
         }
     }
 }
