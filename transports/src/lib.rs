@@ -25,3 +25,8 @@ pub mod udp;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use link::{BoxLink, Link};
+
+/// The README's Rust examples, compiled by `cargo test --doc`.
+#[cfg(all(doctest, feature = "tls", feature = "quic"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
