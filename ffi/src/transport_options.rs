@@ -35,10 +35,9 @@ use crate::result::tether_result;
 use std::ffi::{c_char, CStr};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_transports::endpoint::TransportOptions;
-use tether_transports::quic::{QuicClientOptions, QuicLiveness, QuicServerOptions, ResetKey};
+use tether_transports::quic::{QuicClientOptions, QuicServerOptions, ResetKey};
 use tether_transports::tcp::TcpOptions;
 use tether_transports::tls::{TlsClientOptions, TlsServerOptions};
 use tether_transports::udp::{StaticKey, UdpOptions, MAX_PAYLOAD_LIMIT, MIN_PSK_LEN};
@@ -65,50 +64,34 @@ pub(crate) struct TransportSettings {
 }
 
 impl TransportSettings {
-    /// The client's transport options. QUIC's keep-alive and idle timeout
-    /// follow the client's heartbeat (`QuicLiveness::from_heartbeat`), and
-    /// an unanswered UDP ping is retransmitted at least twice per heartbeat
-    /// timeout, so that neither transport's own timers disagree with the
-    /// heartbeat's verdict.
+    /// The client's transport options, their own liveness timers tied to
+    /// the heartbeat (`TransportOptions::follow_heartbeat`).
     pub(crate) fn for_client(
         self,
         tcp: TcpOptions,
         heartbeat: &HeartbeatConfig,
     ) -> TransportOptions {
-        let mut udp = self.udp;
-        udp.probe_interval = udp
-            .probe_interval
-            .min(heartbeat.timeout / 2)
-            .max(Duration::from_millis(10));
         TransportOptions {
             tcp,
             tls_client: self.tls_client,
-            quic_client: self
-                .quic_client
-                .with_liveness(QuicLiveness::from_heartbeat(heartbeat)),
-            udp,
-            ..TransportOptions::default()
-        }
-    }
-
-    /// The server's transport options; QUIC's liveness follows `policy`
-    /// (heartbeat: as for a client; idle timeout: no keep-alive, the idle
-    /// timeout is the policy's detection bound).
-    pub(crate) fn for_server(self, tcp: TcpOptions, policy: &Policy) -> TransportOptions {
-        let liveness = match policy {
-            Policy::Heartbeat(h) => QuicLiveness::from_heartbeat(h),
-            Policy::IdleTimeout(_) => QuicLiveness {
-                keep_alive: None,
-                idle_timeout: policy.detection_bound(),
-            },
-        };
-        TransportOptions {
-            tcp,
-            tls_server: self.tls_server,
-            quic_server: self.quic_server.with_liveness(liveness),
+            quic_client: self.quic_client,
             udp: self.udp,
             ..TransportOptions::default()
         }
+        .follow_heartbeat(heartbeat)
+    }
+
+    /// The server's transport options, QUIC's liveness following `policy`
+    /// (`TransportOptions::follow_policy`).
+    pub(crate) fn for_server(self, tcp: TcpOptions, policy: &Policy) -> TransportOptions {
+        TransportOptions {
+            tcp,
+            tls_server: self.tls_server,
+            quic_server: self.quic_server,
+            udp: self.udp,
+            ..TransportOptions::default()
+        }
+        .follow_policy(policy)
     }
 }
 

@@ -195,6 +195,58 @@ pub struct TransportOptions {
     pub udp: crate::udp::UdpOptions,
 }
 
+impl TransportOptions {
+    /// Ties each transport's own liveness timers to a client's heartbeat,
+    /// so that they never disagree with the heartbeat's verdict: QUIC's
+    /// keep-alive becomes the heartbeat interval and its idle timeout the
+    /// detection bound (`QuicLiveness::from_heartbeat`); UDP retransmits an
+    /// unanswered ping at least twice per heartbeat timeout (so a restarted
+    /// server hears from the client soon after it is back). TCP and TLS
+    /// need nothing. The C API, Python and the CLI apply it for you.
+    pub fn follow_heartbeat(self, heartbeat: &tether_core::liveness::HeartbeatConfig) -> Self {
+        let _ = heartbeat;
+        #[allow(unused_mut)]
+        let mut options = self;
+        #[cfg(feature = "quic")]
+        {
+            options.quic_client = options
+                .quic_client
+                .with_liveness(crate::quic::QuicLiveness::from_heartbeat(heartbeat));
+        }
+        #[cfg(feature = "udp")]
+        {
+            options.udp.probe_interval = options
+                .udp
+                .probe_interval
+                .min(heartbeat.timeout / 2)
+                .max(std::time::Duration::from_millis(10));
+        }
+        options
+    }
+
+    /// The server side of [`TransportOptions::follow_heartbeat`]: QUIC's
+    /// liveness follows `policy` (heartbeat: as for a client; idle timeout:
+    /// no keep-alive, the idle timeout is the policy's detection bound).
+    pub fn follow_policy(self, policy: &tether_core::liveness::Policy) -> Self {
+        let _ = policy;
+        #[allow(unused_mut)]
+        let mut options = self;
+        #[cfg(feature = "quic")]
+        {
+            use tether_core::liveness::Policy;
+            let liveness = match policy {
+                Policy::Heartbeat(h) => crate::quic::QuicLiveness::from_heartbeat(h),
+                Policy::IdleTimeout(_) => crate::quic::QuicLiveness {
+                    keep_alive: None,
+                    idle_timeout: policy.detection_bound(),
+                },
+            };
+            options.quic_server = options.quic_server.with_liveness(liveness);
+        }
+        options
+    }
+}
+
 /// A dialer for `endpoint`.
 pub fn connector(
     endpoint: &Endpoint,
@@ -280,6 +332,33 @@ pub async fn acceptor(endpoint: &Endpoint, options: &TransportOptions) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(all(feature = "quic", feature = "udp"))]
+    #[test]
+    fn transport_timers_follow_the_heartbeat() {
+        use std::time::Duration;
+        use tether_core::liveness::{HeartbeatConfig, IdleTimeoutConfig, Policy};
+        let ms = Duration::from_millis;
+        let hb = HeartbeatConfig::new(ms(400), ms(300), 2);
+        let o = TransportOptions::default().follow_heartbeat(&hb);
+        assert_eq!(o.quic_client.liveness.keep_alive, Some(ms(400)));
+        assert_eq!(o.quic_client.liveness.idle_timeout, hb.detection_bound());
+        assert_eq!(o.udp.probe_interval, ms(150));
+        // A slow heartbeat keeps the (shorter) default probe interval.
+        let slow = HeartbeatConfig::new(Duration::from_secs(30), Duration::from_secs(20), 2);
+        let o = TransportOptions::default().follow_heartbeat(&slow);
+        assert_eq!(
+            o.udp.probe_interval,
+            crate::udp::UdpOptions::default().probe_interval
+        );
+
+        let o = TransportOptions::default().follow_policy(&Policy::Heartbeat(hb));
+        assert_eq!(o.quic_server.liveness.keep_alive, Some(ms(400)));
+        let idle = Policy::IdleTimeout(IdleTimeoutConfig::mqtt(Duration::from_secs(10)));
+        let o = TransportOptions::default().follow_policy(&idle);
+        assert_eq!(o.quic_server.liveness.keep_alive, None);
+        assert_eq!(o.quic_server.liveness.idle_timeout, idle.detection_bound());
+    }
 
     #[test]
     fn parses_the_four_schemes() {

@@ -98,6 +98,41 @@ async fn server_tells_fin_from_rst_once_each() {
     );
 }
 
+/// `close(id)` right after queueing messages: the client receives every
+/// one of them, then an orderly close, reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_delivers_what_was_queued_first() {
+    const COUNT: usize = 500;
+    let mut server = tcp_server(ServerConfig::default()).await;
+    let mut client = tcp_client(server.local_addr().port(), fast_client());
+    let mut seen = vec![];
+    let mut server_seen = vec![];
+    wait_connected(&mut client, &mut seen).await;
+    let id = wait_accepted(&mut server, &mut server_seen).await;
+    for i in 0..COUNT {
+        let msg = format!("message {i} {}", "x".repeat(2000));
+        server.send(id, msg.into()).await.unwrap();
+    }
+    server.close(id).unwrap();
+    assert!(matches!(
+        server.send(id, "too late".into()).await,
+        Err(tether_transports::driver::ServerSendError::Handle(
+            tether_core::HandleError::Stale
+        ))
+    ));
+    for i in 0..COUNT {
+        let msg = format!("message {i} {}", "x".repeat(2000));
+        expect_message(&mut client, &mut seen, msg.as_bytes()).await;
+    }
+    let (_, reason) = wait_disconnected(&mut client, &mut seen, LIMIT).await;
+    assert_eq!(reason, DisconnectReason::PeerClosed);
+    let closed = wait_closed(&mut server, &mut server_seen, LIMIT).await;
+    assert_eq!(closed, (id, DisconnectReason::ClosedLocally));
+    client.close();
+    drain(&mut client, &mut seen, Duration::from_millis(200)).await;
+    assert_exactly_once(&seen);
+}
+
 trait ShutdownStd {
     fn shutdown_std(&mut self);
 }

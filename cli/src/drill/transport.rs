@@ -8,9 +8,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use tether_core::liveness::HeartbeatConfig;
+use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_transports::endpoint::TransportOptions;
-use tether_transports::quic::{QuicClientOptions, QuicLiveness, QuicServerOptions};
+use tether_transports::quic::{QuicClientOptions, QuicServerOptions};
 use tether_transports::tls::{TlsClientOptions, TlsServerOptions};
 use tether_transports::udp::UdpOptions;
 use tether_transports::Scheme;
@@ -88,15 +88,15 @@ impl Secrets {
     /// in a file so that a restarted server can reset its predecessor's
     /// connections; UDP derives its static key from the PSK (the default),
     /// which a restarted server derives again.
-    pub fn server_options(&self, heartbeat: &HeartbeatConfig) -> TransportOptions {
+    pub fn server_options(&self, policy: &Policy) -> TransportOptions {
         TransportOptions {
             tls_server: TlsServerOptions::new(&self.cert, &self.key),
             quic_server: QuicServerOptions::new(&self.cert, &self.key)
-                .with_reset_key_file(self.dir.join("quic-reset.key"))
-                .with_liveness(QuicLiveness::from_heartbeat(heartbeat)),
-            udp: self.udp_options(heartbeat),
+                .with_reset_key_file(self.dir.join("quic-reset.key")),
+            udp: self.udp_options(),
             ..TransportOptions::default()
         }
+        .follow_policy(policy)
     }
 
     /// Options of the drill's clients: they trust the generated
@@ -109,19 +109,15 @@ impl Secrets {
             quic_client: QuicClientOptions::default()
                 .with_ca_file(&self.cert)
                 .with_server_name(SERVER_NAME)
-                .with_bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                .with_liveness(QuicLiveness::from_heartbeat(heartbeat)),
-            udp: self.udp_options(heartbeat),
+                .with_bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            udp: self.udp_options(),
             ..TransportOptions::default()
         }
+        .follow_heartbeat(heartbeat)
     }
 
-    fn udp_options(&self, heartbeat: &HeartbeatConfig) -> UdpOptions {
+    fn udp_options(&self) -> UdpOptions {
         UdpOptions {
-            // Retransmit an unanswered ping well within one heartbeat
-            // timeout, so that a restarted server hears from every client
-            // soon after it is back.
-            probe_interval: (heartbeat.timeout / 2).max(Duration::from_millis(10)),
             handshake_timeout: Duration::from_secs(2),
             ..UdpOptions::with_psk(self.psk.clone())
         }

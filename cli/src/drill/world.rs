@@ -179,7 +179,7 @@ impl World {
     ) -> Result<Self, String> {
         let (notes_tx, notes) = mpsc::unbounded_channel();
         let policy = Policy::Heartbeat(opts.heartbeat);
-        let server_options = secrets.server_options(&opts.heartbeat);
+        let server_options = secrets.server_options(&policy);
         let acceptor = RunningServer::bind(scheme, 0, &server_options)
             .await
             .map_err(|e| format!("cannot start the {} server: {e}", scheme.as_str()))?;

@@ -98,12 +98,16 @@ impl ProbeOptions {
             quic = quic.with_server_name(name);
         }
         quic = quic.with_liveness(self.quic_liveness());
-        TransportOptions {
+        let options = TransportOptions {
             tcp: self.tcp,
             tls_client: tls,
             quic_client: quic,
             udp: UdpOptions::with_psk(self.psk.clone().unwrap_or_default()),
             ..TransportOptions::default()
+        };
+        match &self.heartbeat {
+            Some(hb) => options.follow_heartbeat(hb),
+            None => options,
         }
     }
 

@@ -268,12 +268,12 @@ impl SimPair {
     }
 
     fn send(&mut self, dest: Dest, generation: u64, packet: Packet) {
-        let lost = match (self.fault, dest) {
-            (Fault::BlackHole, _) => true,
-            (Fault::DropToServer, Dest::Server) => true,
-            (Fault::DropToClient, Dest::Client) => true,
-            _ => false,
-        };
+        let lost = matches!(
+            (self.fault, dest),
+            (Fault::BlackHole, _)
+                | (Fault::DropToServer, Dest::Server)
+                | (Fault::DropToClient, Dest::Client)
+        );
         if lost {
             return;
         }

@@ -465,6 +465,9 @@ impl Hub {
 /// Most frames written with one flush.
 const MAX_BATCH: usize = 64;
 
+/// How long a local close may spend writing what was queued before it.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(2);
+
 struct ConnTask {
     id: ConnId,
     link: BoxLink,
@@ -496,6 +499,7 @@ impl ConnTask {
         let reason = self.serve().await;
         let _ = self.reason.set(reason);
         if self.reason.get() == Some(&DisconnectReason::ClosedLocally) {
+            self.flush_queue().await;
             self.link.close().await;
         }
         let _ = self.hub.send(HubMsg::Ended(self.id));
@@ -552,6 +556,29 @@ impl ConnTask {
             if let Err(reason) = sent {
                 return reason;
             }
+        }
+    }
+
+    /// On a local close (`close(id)`, shutdown): writes what the
+    /// application queued before it closed, within `FLUSH_ON_CLOSE`, so an
+    /// orderly close loses nothing the peer is still reading. Messages that
+    /// arrive meanwhile are still reported, before `Closed`.
+    async fn flush_queue(&mut self) {
+        self.rx.close();
+        let mut frames = Vec::new();
+        while let Ok(frame) = self.rx.try_recv() {
+            frames.push(frame);
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let written =
+            tokio::time::timeout(FLUSH_ON_CLOSE, self.link.transmit(frames, &mut self.inbox)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::debug!(id = ?self.id, "queued messages not all written before the close");
+        }
+        while let Some(frame) = self.inbox.pop_front() {
+            self.take_frame(frame);
         }
     }
 
