@@ -243,11 +243,13 @@ impl Pump<'_> {
                 k = &mut *kill => return end(k.ok(), down, Some(up)).await,
                 changed = mode_rx.changed() => if changed.is_err() { return },
                 r = down.readable(), if c2s.can_read(mode) => match r {
-                    Ok(()) => self.read(&mut c2s, down, mode),
+                    // The mode in force now: a fault set since the top of
+                    // the loop applies to these bytes.
+                    Ok(()) => self.read(&mut c2s, down, *mode_rx.borrow()),
                     Err(_) => c2s.end = Some(End::Reset),
                 },
                 r = up.readable(), if s2c.can_read(mode) => match r {
-                    Ok(()) => self.read(&mut s2c, up, mode),
+                    Ok(()) => self.read(&mut s2c, up, *mode_rx.borrow()),
                     Err(_) => s2c.end = Some(End::Reset),
                 },
                 r = up.writable(), if due_c2s.is_some_and(|d| d <= now) => {

@@ -351,7 +351,9 @@ impl Mapping {
                 _ = self.front.writable(), if due_s2c.is_some_and(|d| d <= now) => {}
                 changed = mode_rx.changed() => if changed.is_err() { return },
                 datagram = rx.recv(), if mapped => match datagram {
-                    Some(d) => self.admit(&mut c2s, mode, d),
+                    // The mode in force now: a fault set while this
+                    // datagram waited applies to it.
+                    Some(d) => self.admit(&mut c2s, shared.switch.mode(), d),
                     None => {
                         mapped = false;
                         let lost = c2s.clear() + s2c.clear();
@@ -361,7 +363,7 @@ impl Mapping {
                 received = self.up.recv(&mut buf) => match received {
                     Ok(n) if mapped => {
                         let d = Bytes::copy_from_slice(&buf[..n]);
-                        self.admit(&mut s2c, mode, d);
+                        self.admit(&mut s2c, shared.switch.mode(), d);
                     }
                     Ok(_) => Counters::add(&counters.datagrams_dropped, 1),
                     // ECONNREFUSED and the like, from an ICMP error: the
