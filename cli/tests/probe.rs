@@ -7,6 +7,38 @@ use tether_transports::driver::{Server, ServerConfig, ServerEvent};
 use tether_transports::tcp::{TcpAcceptor, TcpOptions};
 use tether_transports::udp::{UdpAcceptor, UdpOptions};
 
+/// Serves `server`, closing its first connection half a second after it
+/// was accepted; later ones stay open.
+fn close_first_connection(mut server: Server) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut closed_one = false;
+        while let Some(event) = server.next_event().await {
+            if let ServerEvent::Accepted { id, .. } = event {
+                if !closed_one {
+                    closed_one = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    server.close(id).unwrap();
+                }
+            }
+        }
+    })
+}
+
+/// Asserts a zero exit status and every needle in the probe's output.
+fn assert_ok_with(out: &Output, needles: &[&str]) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in needles {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    stdout
+}
+
 /// Runs `tether probe` in a blocking thread while the test's runtime serves.
 async fn probe(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -29,43 +61,26 @@ async fn probe_reports_connects_and_a_server_side_close() {
     let acceptor = TcpAcceptor::bind(loopback(), TcpOptions::default())
         .await
         .unwrap();
-    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
     let url = format!("tcp://{}", server.local_addr());
     // The server closes the first connection after a moment; the probe
     // must report it as peer_closed and reconnect.
-    let serve = tokio::spawn(async move {
-        let mut closed_one = false;
-        while let Some(event) = server.next_event().await {
-            if let ServerEvent::Accepted { id, .. } = event {
-                if !closed_one {
-                    closed_one = true;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    server.close(id).unwrap();
-                }
-            }
-        }
-    });
+    let serve = close_first_connection(server);
     let out = probe(vec![url, "--for".into(), "2.5".into()]).await;
     serve.abort();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = assert_ok_with(
+        &out,
+        &[
+            "probing tcp://127.0.0.1:",
+            "connecting",
+            "connected",
+            "disconnected",
+            "gen 1: peer_closed",
+            "gen 2, dial took",
+            "stopped on request",
+            "summary: 2 connections",
+        ],
     );
-    for needle in [
-        "probing tcp://127.0.0.1:",
-        "connecting",
-        "connected",
-        "disconnected",
-        "gen 1: peer_closed",
-        "gen 2, dial took",
-        "stopped on request",
-        "summary: 2 connections",
-    ] {
-        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
-    }
     // Every event line carries a UTC timestamp.
     let events: Vec<&str> = stdout.lines().filter(|l| l.contains("  +")).collect();
     assert!(events.len() >= 6, "{stdout}");
@@ -144,22 +159,11 @@ async fn probe_over_udp_reports_connects_and_a_server_side_close() {
     let acceptor = UdpAcceptor::bind(loopback(), UdpOptions::with_psk(psk.to_vec()))
         .await
         .unwrap();
-    let mut server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
+    let server = Server::spawn(acceptor, ServerConfig::default()).unwrap();
     let url = format!("udp://{}", server.local_addr());
     // As over TCP: the first session is closed by the server after a
     // moment; the probe must say peer_closed and start a new session.
-    let serve = tokio::spawn(async move {
-        let mut closed_one = false;
-        while let Some(event) = server.next_event().await {
-            if let ServerEvent::Accepted { id, .. } = event {
-                if !closed_one {
-                    closed_one = true;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    server.close(id).unwrap();
-                }
-            }
-        }
-    });
+    let serve = close_first_connection(server);
     let hex: String = psk.iter().map(|b| format!("{b:02x}")).collect();
     let out = probe(vec![
         "--psk-hex".into(),
@@ -172,23 +176,17 @@ async fn probe_over_udp_reports_connects_and_a_server_side_close() {
     ])
     .await;
     serve.abort();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_ok_with(
+        &out,
+        &[
+            "probing udp://127.0.0.1:",
+            "pre-shared key of 32 bytes",
+            "gen 1: peer_closed",
+            "gen 2, dial took",
+            "stopped on request",
+            "summary: 2 connections",
+        ],
     );
-    for needle in [
-        "probing udp://127.0.0.1:",
-        "pre-shared key of 32 bytes",
-        "gen 1: peer_closed",
-        "gen 2, dial took",
-        "stopped on request",
-        "summary: 2 connections",
-    ] {
-        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
