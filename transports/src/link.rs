@@ -7,6 +7,10 @@ use std::collections::VecDeque;
 use tether_core::codec::Frame;
 use tether_core::DisconnectReason;
 
+/// Most frames [`Link::transmit`] reads ahead while its write waits; past
+/// it, reading stops until the write moves, as without read-ahead.
+pub const INBOX_LIMIT: usize = 4096;
+
 /// An established, framed connection.
 #[async_trait]
 pub trait Link: Send + 'static {
@@ -23,23 +27,27 @@ pub trait Link: Send + 'static {
         Ok(())
     }
 
-    /// Writes `frames` in order with one flush. While the write waits for
-    /// the peer to take bytes, a link that can also keeps reading: frames
-    /// that arrive meanwhile are appended to `inbox`, so two peers that both
-    /// write more than the network buffers hold never wait on each other.
-    /// An end of the connection seen while reading is returned as the error
-    /// (frames received before it are in `inbox`).
+    /// Writes `frames` in order with one flush, taking each frame off the
+    /// front of `frames` once the link has it: if the future is dropped
+    /// (a close, a timeout), what is left in `frames` was not written and
+    /// can be written later. While the write waits for the peer to take
+    /// bytes, a link that can also keeps reading: frames that arrive
+    /// meanwhile are appended to `inbox` (up to [`INBOX_LIMIT`]), so two
+    /// peers that both write more than the network buffers hold never wait
+    /// on each other. An end of the connection seen while reading is
+    /// returned as the error (frames received before it are in `inbox`).
     ///
     /// The default feeds each frame and flushes, without reading; links
     /// whose writes cannot wait on the peer's reading need nothing more.
     async fn transmit(
         &mut self,
-        frames: Vec<Frame>,
+        frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
     ) -> Result<(), DisconnectReason> {
         let _ = inbox;
-        for frame in frames {
+        while let Some(frame) = frames.front().cloned() {
             self.feed(frame).await?;
+            frames.pop_front();
         }
         self.flush().await
     }
@@ -73,7 +81,7 @@ impl Link for BoxLink {
     }
     async fn transmit(
         &mut self,
-        frames: Vec<Frame>,
+        frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
     ) -> Result<(), DisconnectReason> {
         (**self).transmit(frames, inbox).await

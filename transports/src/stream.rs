@@ -1,7 +1,7 @@
 //! A [`Link`] over any byte stream (TCP, TLS): the frame codec plus the
 //! classification of how the stream ended.
 
-use crate::link::Link;
+use crate::link::{Link, INBOX_LIMIT};
 use async_trait::async_trait;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::VecDeque;
@@ -67,19 +67,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
 
     async fn transmit(
         &mut self,
-        frames: Vec<Frame>,
+        frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
     ) -> Result<(), DisconnectReason> {
-        let mut frames = frames.into_iter().peekable();
         let framed = &mut self.framed;
         std::future::poll_fn(|cx| {
-            match poll_write(framed, &mut frames, cx) {
-                Poll::Ready(result) => return Poll::Ready(result),
-                Poll::Pending => {}
+            if let Poll::Ready(result) = poll_write(framed, frames, cx) {
+                return Poll::Ready(result);
             }
             // The peer is not taking bytes yet: keep reading, so that a
             // peer blocked writing to us gets unstuck too.
             for _ in 0..READ_WHILE_WRITING {
+                if inbox.len() >= INBOX_LIMIT {
+                    // Wait for the write alone, as without read-ahead.
+                    return Poll::Pending;
+                }
                 match Pin::new(&mut *framed).poll_next(cx) {
                     Poll::Ready(Some(Ok(frame))) => inbox.push_back(frame),
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(classify(&e))),
@@ -113,21 +115,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
     }
 }
 
-/// Moves `frames` into the sink and flushes it, as far as it goes without
-/// waiting.
+/// Moves `frames` into the sink (each leaves `frames` only once the sink
+/// took it) and flushes it, as far as it goes without waiting.
 fn poll_write<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S, FrameCodec>,
-    frames: &mut std::iter::Peekable<std::vec::IntoIter<Frame>>,
+    frames: &mut VecDeque<Frame>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), DisconnectReason>> {
     let mut sink = Pin::new(framed);
-    while frames.peek().is_some() {
+    while !frames.is_empty() {
         match sink.as_mut().poll_ready(cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(e)) => return Poll::Ready(Err(classify(&e))),
             Poll::Pending => return Poll::Pending,
         }
-        if let Some(frame) = frames.next() {
+        if let Some(frame) = frames.pop_front() {
             if let Err(e) = sink.as_mut().start_send(frame) {
                 return Poll::Ready(Err(classify(&e)));
             }

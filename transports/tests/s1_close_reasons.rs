@@ -133,6 +133,98 @@ async fn server_close_delivers_what_was_queued_first() {
     assert_exactly_once(&seen);
 }
 
+/// A raw tether data frame: kind 0x01, big-endian length, payload.
+fn data_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x01];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Reads raw frames until the end of stream; returns the data payloads.
+async fn read_all_frames(mut stream: TcpStream) -> Vec<Vec<u8>> {
+    let mut payloads = vec![];
+    let mut header = [0u8; 5];
+    while stream.read_exact(&mut header).await.is_ok() {
+        let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.unwrap();
+        if header[0] == 0x01 {
+            payloads.push(payload);
+        }
+    }
+    payloads
+}
+
+/// `close(id)` while the server is stuck writing to a client that does not
+/// read yet: once the client reads, it gets every queued message, in order
+/// and without a gap (the batch cut short by the close included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_a_blocked_write_leaves_no_gap() {
+    const COUNT: usize = 10_000;
+    let mut server = tcp_server(ServerConfig {
+        send_queue: COUNT,
+        ..ServerConfig::default()
+    })
+    .await;
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut seen = vec![];
+    let id = wait_accepted(&mut server, &mut seen).await;
+    for i in 0..COUNT {
+        let mut msg = vec![0xAB; 2048];
+        msg[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        server.try_send(id, msg.into()).unwrap();
+    }
+    // Let the socket buffers fill and the write block mid-batch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.close(id).unwrap();
+    let payloads = read_all_frames(stream).await;
+    let numbers: Vec<u64> = payloads
+        .iter()
+        .map(|p| u64::from_be_bytes(p[..8].try_into().unwrap()))
+        .collect();
+    assert_eq!(numbers.len(), COUNT, "every queued message arrives");
+    assert!(
+        numbers.iter().enumerate().all(|(i, &n)| n == i as u64),
+        "in order, no gap"
+    );
+    let closed = wait_closed(&mut server, &mut seen, LIMIT).await;
+    assert_eq!(closed, (id, DisconnectReason::ClosedLocally));
+}
+
+/// Messages the server read ahead while its write was blocked are still
+/// reported, before `Closed`, when the connection is closed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_during_a_blocked_write_are_reported_on_close() {
+    let mut server = tcp_server(ServerConfig::default()).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    let mut stream = socket.connect(server.local_addr()).await.unwrap();
+    let mut seen = vec![];
+    let id = wait_accepted(&mut server, &mut seen).await;
+    // Far more than the client's buffers: the server's write blocks.
+    server.send(id, vec![7u8; 8 << 20].into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for msg in [&b"one"[..], b"two", b"three"] {
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &data_frame(msg))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.close(id).unwrap();
+    let closed = wait_closed(&mut server, &mut seen, LIMIT).await;
+    assert_eq!(closed.0, id);
+    let messages: Vec<&[u8]> = seen
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Message { data, .. } => Some(&data[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(messages, [&b"one"[..], b"two", b"three"], "{seen:?}");
+    drop(stream);
+}
+
 trait ShutdownStd {
     fn shutdown_std(&mut self);
 }

@@ -484,9 +484,13 @@ where
             return false;
         };
         let data = frames.is_none();
-        let frames =
-            frames.unwrap_or_else(|| self.pending.iter().cloned().map(Frame::Data).collect());
-        let io = link.transmit(frames, &mut self.inbox);
+        // Pending messages leave `self.pending` only once written, so a
+        // failed batch is sent again on the next connection.
+        let mut frames: VecDeque<Frame> = match frames {
+            Some(frames) => frames.into(),
+            None => self.pending.iter().cloned().map(Frame::Data).collect(),
+        };
+        let io = link.transmit(&mut frames, &mut self.inbox);
         let outcome = tokio::select! {
             written = tokio::time::timeout(self.write_timeout, io) => match written {
                 Ok(result) => result.map_err(Some),

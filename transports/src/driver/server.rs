@@ -432,6 +432,7 @@ impl Hub {
             hub: self.hub_tx.clone(),
             events: self.events.clone(),
             inbox: VecDeque::new(),
+            outgoing: VecDeque::new(),
             pongs_due: Vec::new(),
         };
         self.lock().insert(id, conn);
@@ -482,6 +483,8 @@ struct ConnTask {
     events: mpsc::UnboundedSender<ServerEvent>,
     /// Frames read while a write waited (see `Link::transmit`).
     inbox: VecDeque<Frame>,
+    /// The batch being written; what a cut-short write left unwritten.
+    outgoing: VecDeque<Frame>,
     /// Pings received that still want their pong.
     pongs_due: Vec<Frame>,
 }
@@ -498,6 +501,8 @@ impl ConnTask {
     async fn run(mut self) {
         let reason = self.serve().await;
         let _ = self.reason.set(reason);
+        // Whatever was read ahead came before the end: reported first.
+        self.take_inbox();
         if self.reason.get() == Some(&DisconnectReason::ClosedLocally) {
             self.flush_queue().await;
             self.link.close().await;
@@ -505,20 +510,26 @@ impl ConnTask {
         let _ = self.hub.send(HubMsg::Ended(self.id));
     }
 
+    /// The reason of an end asked for from outside (close, expiry, shutdown).
+    fn ended_from_outside(&self) -> DisconnectReason {
+        self.reason
+            .get()
+            .copied()
+            .unwrap_or(DisconnectReason::ClosedLocally)
+    }
+
     async fn serve(&mut self) -> DisconnectReason {
         // One cancellation future for the task's life, not one per frame.
         let cancelled = self.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
         loop {
-            let frames = if self.pongs_due.is_empty() {
+            if self.pongs_due.is_empty() {
                 tokio::select! {
                     biased;
-                    () = &mut cancelled => {
-                        return self.reason.get().copied().unwrap_or(DisconnectReason::ClosedLocally);
-                    }
+                    () = &mut cancelled => return self.ended_from_outside(),
                     frame = self.rx.recv() => {
                         let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
-                        self.batch(frame).await
+                        self.batch(frame).await;
                     }
                     frame = self.link.recv() => {
                         let mut frame = frame;
@@ -540,68 +551,80 @@ impl ConnTask {
                         continue;
                     }
                 }
-            } else {
-                std::mem::take(&mut self.pongs_due)
-            };
+            }
+            self.outgoing.extend(self.pongs_due.drain(..));
             // A peer that never reads must not wedge this task: expiry and
-            // close still get through.
+            // close still get through. Frames not yet written stay in
+            // `outgoing` for `flush_queue`.
             let sent = tokio::select! {
-                () = &mut cancelled => continue,
-                sent = self.link.transmit(frames, &mut self.inbox) => sent,
+                () = &mut cancelled => None,
+                sent = self.link.transmit(&mut self.outgoing, &mut self.inbox) => Some(sent),
             };
             // What arrived while writing came before whatever ended the write.
-            while let Some(frame) = self.inbox.pop_front() {
-                self.take_frame(frame);
-            }
-            if let Err(reason) = sent {
-                return reason;
+            self.take_inbox();
+            match sent {
+                None => return self.ended_from_outside(),
+                Some(Err(reason)) => return reason,
+                Some(Ok(())) => {}
             }
         }
     }
 
-    /// On a local close (`close(id)`, shutdown): writes what the
-    /// application queued before it closed, within `FLUSH_ON_CLOSE`, so an
-    /// orderly close loses nothing the peer is still reading. Messages that
-    /// arrive meanwhile are still reported, before `Closed`.
-    async fn flush_queue(&mut self) {
-        self.rx.close();
-        let mut frames = Vec::new();
-        while let Ok(frame) = self.rx.try_recv() {
-            frames.push(frame);
-        }
-        if frames.is_empty() {
-            return;
-        }
-        let written =
-            tokio::time::timeout(FLUSH_ON_CLOSE, self.link.transmit(frames, &mut self.inbox)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::debug!(id = ?self.id, "queued messages not all written before the close");
-        }
+    /// Reports the frames read ahead while a write waited.
+    fn take_inbox(&mut self) {
         while let Some(frame) = self.inbox.pop_front() {
             self.take_frame(frame);
         }
     }
 
-    /// `first` and what else is queued (up to `MAX_BATCH`), so that one
-    /// flush carries it all; a sender still producing gets one scheduler
-    /// turn to add to the batch before the system call.
-    async fn batch(&mut self, first: Frame) -> Vec<Frame> {
-        let mut frames = vec![first];
+    /// On a local close (`close(id)`, shutdown): writes what the
+    /// application queued before it closed (a batch cut short first, then
+    /// the queue), within `FLUSH_ON_CLOSE`, so an orderly close loses
+    /// nothing the peer is still reading. Messages that arrive meanwhile are
+    /// still reported, before `Closed`.
+    async fn flush_queue(&mut self) {
+        self.rx.close();
+        while let Ok(frame) = self.rx.try_recv() {
+            self.outgoing.push_back(frame);
+        }
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let written = tokio::time::timeout(
+            FLUSH_ON_CLOSE,
+            self.link.transmit(&mut self.outgoing, &mut self.inbox),
+        )
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::debug!(
+                id = ?self.id,
+                unwritten = self.outgoing.len(),
+                "queued messages not all written before the close"
+            );
+        }
+        self.take_inbox();
+    }
+
+    /// Moves `first` and what else is queued (up to `MAX_BATCH`) to
+    /// `outgoing`, so that one flush carries it all; a sender still
+    /// producing gets one scheduler turn to add to the batch before the
+    /// system call.
+    async fn batch(&mut self, first: Frame) {
+        self.outgoing.push_back(first);
         for turn in 0..2 {
             if turn == 1 {
-                if frames.len() >= MAX_BATCH {
+                if self.outgoing.len() >= MAX_BATCH {
                     break;
                 }
                 tokio::task::yield_now().await;
             }
-            while frames.len() < MAX_BATCH {
+            while self.outgoing.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(frame) => frames.push(frame),
+                    Ok(frame) => self.outgoing.push_back(frame),
                     Err(_) => break,
                 }
             }
         }
-        frames
     }
 
     /// Accounts for one received frame; a ping's pong goes out with the
