@@ -1,6 +1,7 @@
 //! The supervised client: one task that dials, watches liveness, reconnects
 //! with backoff and reports every lifecycle step exactly once.
 
+use super::batch::gather;
 use super::clock::{earliest, now, Timer};
 use crate::link::Link;
 use bytes::Bytes;
@@ -417,25 +418,8 @@ where
         if self.link.is_some() {
             // Take what else is queued so that one flush carries it all.
             let limit = self.max_pending.min(MAX_BATCH);
-            // A sender that is still producing gets one scheduler turn to
-            // add to the batch before the write system call.
-            for turn in 0..2 {
-                if turn == 1 {
-                    if self.pending.len() >= limit || !self.data_open {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-                while self.pending.len() < limit {
-                    match self.data_rx.try_recv() {
-                        Ok(msg) => self.pending.push_back(msg),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            self.data_open = false;
-                            break;
-                        }
-                    }
-                }
+            if !gather(&mut self.data_rx, &mut self.pending, limit).await {
+                self.data_open = false;
             }
             self.flush_pending().await;
         }

@@ -4,6 +4,7 @@
 //! transports only supply a [`tether_core::Reconnect`] (client side) or an
 //! [`Acceptor`] (server side).
 
+mod batch;
 mod client;
 mod clock;
 mod server;

@@ -1,6 +1,7 @@
 //! The supervised server: accepts links, watches every connection's
 //! liveness in one registry, and reports each connection's end exactly once.
 
+use super::batch::gather;
 use super::clock::{now, Timer};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
@@ -529,7 +530,9 @@ impl ConnTask {
                     () = &mut cancelled => return self.ended_from_outside(),
                     frame = self.rx.recv() => {
                         let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
-                        self.batch(frame).await;
+                        // Take what else is queued so that one flush carries it all.
+                        self.outgoing.push_back(frame);
+                        gather(&mut self.rx, &mut self.outgoing, MAX_BATCH).await;
                     }
                     frame = self.link.recv() => {
                         let mut frame = frame;
@@ -603,28 +606,6 @@ impl ConnTask {
             );
         }
         self.take_inbox();
-    }
-
-    /// Moves `first` and what else is queued (up to `MAX_BATCH`) to
-    /// `outgoing`, so that one flush carries it all; a sender still
-    /// producing gets one scheduler turn to add to the batch before the
-    /// system call.
-    async fn batch(&mut self, first: Frame) {
-        self.outgoing.push_back(first);
-        for turn in 0..2 {
-            if turn == 1 {
-                if self.outgoing.len() >= MAX_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-            while self.outgoing.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(frame) => self.outgoing.push_back(frame),
-                    Err(_) => break,
-                }
-            }
-        }
     }
 
     /// Accounts for one received frame; a ping's pong goes out with the
