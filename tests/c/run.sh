@@ -86,6 +86,25 @@ build epoll_echo_server examples/c/epoll_echo_server.c
 build supervised_client examples/c/supervised_client.c
 echo "ok: built C tests and examples in $OUT"
 
+# Every ```c block of the READMEs compiles and links with the same flags
+# (built, not run; tests/c/readme_snippets.awk says how a fragment is
+# wrapped into a function).
+rm -f "$OUT"/readme_*.c
+snippets=$(
+    awk -v out="$OUT" -v tag=root -f tests/c/readme_snippets.awk README.md
+    awk -v out="$OUT" -v tag=python -f tests/c/readme_snippets.awk bindings/python/README.md
+)
+if [ -z "$snippets" ]; then
+    echo "FAIL: no \`\`\`c block found in README.md" >&2
+    exit 1
+fi
+count=0
+for src in $snippets; do
+    build "$(basename "$src" .c)" "$src"
+    count=$((count + 1))
+done
+echo "ok: built the READMEs' $count C snippets"
+
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
