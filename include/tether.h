@@ -26,6 +26,25 @@
 #include <stdint.h>
 
 /**
+ * The longest duration any `*_ms` setting accepts: 7 days
+ * (heartbeat interval and timeout, idle keepalive, every backoff delay and
+ * limit, connect and handshake timeouts).
+ */
+#define TETHER_MAX_DURATION_MS 604800000
+
+/**
+ * The largest queue length (`tether_client_config.max_pending`,
+ * `tether_server_config.send_queue`): 16,777,216 messages.
+ */
+#define TETHER_MAX_QUEUE 16777216
+
+/**
+ * The largest growth factor (`tether_backoff_config.multiplier`, the idle
+ * timeout factor).
+ */
+#define TETHER_MAX_FACTOR 1000.0
+
+/**
  * The status returned by every fallible tether function.
  *
  * The numbers are part of the ABI: they never change and are never reused.
@@ -123,9 +142,11 @@ typedef uint32_t tether_result;
  * A client reports, per connection attempt (`generation` 1, 2, ...):
  * `CONNECTING`, then `CONNECT_FAILED` or `CONNECTED` ... `DISCONNECTED`;
  * `WAITING` between attempts; `MESSAGE`s while connected; and finally
- * exactly one `CLOSED` or `GAVE_UP`, after which nothing follows. A server
- * reports per connection one `ACCEPTED`, any `MESSAGE`s, then exactly one
- * `CLOSED` (with `conn` and `reason`).
+ * exactly one `CLOSED`, `GAVE_UP` or `FAILED`, after which nothing follows.
+ * A server reports per connection one `ACCEPTED`, any `MESSAGE`s, then
+ * exactly one `CLOSED` (with `conn` and `reason`); a server that fails
+ * internally closes every connection (reason `INTERNAL`) and reports
+ * `FAILED` last.
  */
 enum tether_event_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -141,34 +162,43 @@ enum tether_event_kind
    */
   TETHER_EVENT_KIND_CONNECTED = 2,
   /**
-   * Client: the attempt failed (`generation`, `attempt`, `reason`).
+   * Client: the attempt failed (`generation`, `attempt`, `reason`,
+   * `detail`).
    */
   TETHER_EVENT_KIND_CONNECT_FAILED = 3,
   /**
-   * Client: the connection of `generation` ended (`reason`).
+   * Client: the connection of `generation` ended (`reason`, `detail`).
    */
   TETHER_EVENT_KIND_DISCONNECTED = 4,
   /**
-   * Client: waiting `delay_ms` before attempt `attempt`.
+   * Client: waiting `delay_ms` before attempt `attempt`; `generation` is
+   * that of the last attempt.
    */
   TETHER_EVENT_KIND_WAITING = 5,
   /**
    * Client: closed on request; terminal. Server: connection `conn` ended
-   * (`reason`); `conn` is stale from now on.
+   * (`reason`, `detail`); `conn` is stale from now on.
    */
   TETHER_EVENT_KIND_CLOSED = 6,
   /**
-   * Client: the backoff gave up (`reason` of the last failure); terminal.
+   * Client: the backoff gave up (`reason` and `detail` of the last
+   * failure); terminal.
    */
   TETHER_EVENT_KIND_GAVE_UP = 7,
   /**
-   * An application message (`data`, `len`; server: from `conn`).
+   * An application message (`data`, `len`; client: `generation` of the
+   * connection it came on; server: from `conn`).
    */
   TETHER_EVENT_KIND_MESSAGE = 8,
   /**
    * Server: a new connection `conn`.
    */
   TETHER_EVENT_KIND_ACCEPTED = 9,
+  /**
+   * The object failed inside tether (reason `INTERNAL`, `detail` the
+   * panic message) and has stopped; terminal. It never stops silently.
+   */
+  TETHER_EVENT_KIND_FAILED = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -305,6 +335,84 @@ typedef uint32_t tether_policy_kind;
 #endif // __cplusplus
 
 /**
+ * Why a connection ended or an attempt failed: the values of
+ * `tether_event.reason` (0 means none).
+ *
+ * The numbers are part of the ABI: never changed or reused, only appended.
+ */
+enum tether_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No reason (the event kind has none).
+   */
+  TETHER_REASON_NONE = 0,
+  /**
+   * The peer closed the connection in an orderly way.
+   */
+  TETHER_REASON_PEER_CLOSED = 1,
+  /**
+   * The connection was reset abruptly.
+   */
+  TETHER_REASON_RESET = 2,
+  /**
+   * The peer stopped proving it is alive (heartbeat, idle timeout, a
+   * stalled write, the kernel).
+   */
+  TETHER_REASON_TIMEOUT = 3,
+  /**
+   * A connection attempt was refused.
+   */
+  TETHER_REASON_CONNECT_REFUSED = 4,
+  /**
+   * A connection attempt did not finish within the connect timeout.
+   */
+  TETHER_REASON_CONNECT_TIMEOUT = 5,
+  /**
+   * The peer's network or host could not be reached.
+   */
+  TETHER_REASON_UNREACHABLE = 6,
+  /**
+   * The peer broke the protocol (bad frame, failed handshake).
+   */
+  TETHER_REASON_PROTOCOL_ERROR = 7,
+  /**
+   * This side closed the connection on purpose.
+   */
+  TETHER_REASON_CLOSED_LOCALLY = 8,
+  /**
+   * Any other I/O failure.
+   */
+  TETHER_REASON_IO = 9,
+  /**
+   * A newer connection of the same client took this one over.
+   */
+  TETHER_REASON_TAKEN_OVER = 10,
+  /**
+   * tether failed internally; the detail carries the panic message.
+   */
+  TETHER_REASON_INTERNAL = 11,
+  /**
+   * A TLS certificate was refused (untrusted issuer, expired, a CA used
+   * as an end entity, ...; or the peer refused ours).
+   */
+  TETHER_REASON_TLS_CERTIFICATE = 12,
+  /**
+   * The peer's certificate is not valid for the server name.
+   */
+  TETHER_REASON_TLS_NAME_MISMATCH = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tether_reason tether_reason;
+#else
+typedef uint32_t tether_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Settings of a reconnect backoff. Fill it with
  * `tether_backoff_config_default` or `tether_backoff_config_grpc`, then
  * adjust fields. The delay after the n-th consecutive failure is
@@ -312,15 +420,16 @@ typedef uint32_t tether_policy_kind;
  */
 typedef struct tether_backoff_config {
   /**
-   * Delay after the first failure, in ms. Must be > 0.
+   * Delay after the first failure, in ms: 1 ..= `TETHER_MAX_DURATION_MS`.
    */
   uint64_t initial_ms;
   /**
-   * Growth per failure; finite and >= 1.0 (1.0 = fixed delay).
+   * Growth per failure: 1.0 ..= `TETHER_MAX_FACTOR` (1.0 = fixed delay).
    */
   double multiplier;
   /**
-   * Cap on the un-jittered delay, in ms; >= `initial_ms`.
+   * Cap on the un-jittered delay, in ms: `initial_ms` ..=
+   * `TETHER_MAX_DURATION_MS`.
    */
   uint64_t max_delay_ms;
   /**
@@ -338,16 +447,19 @@ typedef struct tether_backoff_config {
    */
   uint32_t max_attempts;
   /**
-   * Give up this many ms after the first failure of a streak; 0 = never.
+   * Give up this many ms after the first failure of a streak; 0 = never;
+   * at most `TETHER_MAX_DURATION_MS`.
    */
   uint64_t max_elapsed_ms;
   /**
-   * Lower bound of each attempt's connect timeout, in ms; > 0.
+   * Lower bound of each attempt's connect timeout, in ms: 1 ..=
+   * `TETHER_MAX_DURATION_MS`.
    */
   uint64_t min_connect_timeout_ms;
   /**
    * How long a connection must stay up before its end resets the attempt
-   * counter, in ms (0 = every connection resets it).
+   * counter, in ms (0 = every connection resets it); at most
+   * `TETHER_MAX_DURATION_MS`.
    */
   uint64_t healthy_after_ms;
   /**
@@ -429,11 +541,13 @@ typedef struct tether_transport_options {
  */
 typedef struct tether_client_config {
   /**
-   * Application heartbeat: ping after this much silence, in ms (> 0).
+   * Application heartbeat: ping after this much silence, in ms (1 ..=
+   * `TETHER_MAX_DURATION_MS`).
    */
   uint64_t heartbeat_interval_ms;
   /**
-   * Application heartbeat: how long a ping waits for any traffic, in ms.
+   * Application heartbeat: how long a ping waits for any traffic, in ms
+   * (1 ..= `TETHER_MAX_DURATION_MS`).
    */
   uint64_t heartbeat_timeout_ms;
   /**
@@ -445,8 +559,8 @@ typedef struct tether_client_config {
    */
   struct tether_backoff_config backoff;
   /**
-   * Messages kept while disconnected (>= 1); `tether_client_send`
-   * returns `TETHER_RESULT_FULL` beyond it.
+   * Messages kept while disconnected (1 ..= `TETHER_MAX_QUEUE`);
+   * `tether_client_send` returns `TETHER_RESULT_FULL` beyond it.
    */
   size_t max_pending;
   /**
@@ -466,10 +580,10 @@ typedef struct tether_client_config {
 /**
  * One event of a managed client or server.
  *
- * Fields that do not apply to the kind are 0 (`data`, `peer` NULL). `data` is
- * owned by tether: in callback mode it is valid only during the callback;
- * in poll mode until the next poll call (or free) on the same object. Copy
- * what you keep.
+ * Fields that do not apply to the kind are 0 (`data`, `peer`, `detail`
+ * NULL). `data`, `peer` and `detail` are owned by tether: in callback mode
+ * they are valid only during the callback; in poll mode until the next
+ * poll call (or free) on the same object. Copy what you keep.
  */
 typedef struct tether_event {
   /**
@@ -478,7 +592,8 @@ typedef struct tether_event {
   tether_event_kind kind;
   /**
    * Client: the connection generation (1 for the first connection, 2
-   * after the first reconnect, ...).
+   * after the first reconnect, ...), on every client event but `CLOSED`
+   * before any attempt.
    */
   uint64_t generation;
   /**
@@ -486,9 +601,10 @@ typedef struct tether_event {
    */
   uint32_t attempt;
   /**
-   * A `DisconnectReason` number (1 peer_closed, 2 reset, 3 timeout,
+   * A `tether_reason` number (1 peer_closed, 2 reset, 3 timeout,
    * 4 connect_refused, 5 connect_timeout, 6 unreachable,
-   * 7 protocol_error, 8 closed_locally, 9 io, 10 taken_over); 0 if none.
+   * 7 protocol_error, 8 closed_locally, 9 io, 10 taken_over,
+   * 11 internal, 12 tls_certificate, 13 tls_name_mismatch); 0 if none.
    */
   uint32_t reason;
   /**
@@ -514,6 +630,20 @@ typedef struct tether_event {
    * traced to its peer. NULL for client events. Borrowed like `data`.
    */
   const char *peer;
+  /**
+   * Why, in words, as NUL-terminated text: on `CONNECT_FAILED`,
+   * `DISCONNECTED`, `GAVE_UP`, `FAILED` and a server's `CLOSED` (e.g.
+   * `"TLS handshake with tls://db:7000 failed: invalid peer certificate:
+   * UnknownIssuer"`); NULL on other kinds. Borrowed like `data`.
+   */
+  const char *detail;
+  /**
+   * The handle value of the client (`tether_client.id`) or server
+   * (`tether_server.id`) that reports the event, already valid in the
+   * first callback: a callback can act on (or free) its own object
+   * without passing the handle through `userdata`.
+   */
+  uint64_t object;
 } tether_event;
 
 /**
@@ -549,11 +679,12 @@ typedef struct tether_policy {
    */
   uint32_t kind;
   /**
-   * Heartbeat: silence before a ping, in ms (> 0).
+   * Heartbeat: silence before a ping, in ms (1 ..= `TETHER_MAX_DURATION_MS`).
    */
   uint64_t interval_ms;
   /**
-   * Heartbeat: how long a ping waits for any traffic, in ms (> 0).
+   * Heartbeat: how long a ping waits for any traffic, in ms (1 ..=
+   * `TETHER_MAX_DURATION_MS`).
    */
   uint64_t timeout_ms;
   /**
@@ -561,11 +692,13 @@ typedef struct tether_policy {
    */
   uint32_t max_missed;
   /**
-   * Idle timeout: the keepalive period the peer promised, in ms (> 0).
+   * Idle timeout: the keepalive period the peer promised, in ms (1 ..=
+   * `TETHER_MAX_DURATION_MS`).
    */
   uint64_t keepalive_ms;
   /**
-   * Idle timeout: grace factor (finite, >= 1.0).
+   * Idle timeout: grace factor (1.0 ..= `TETHER_MAX_FACTOR`; the product
+   * must stay under 49 days).
    */
   double idle_factor;
 } tether_policy;
@@ -650,7 +783,7 @@ typedef struct tether_server_config {
   struct tether_policy policy;
   /**
    * Messages queued per connection before `tether_server_send` returns
-   * `TETHER_RESULT_FULL` (>= 1).
+   * `TETHER_RESULT_FULL` (1 ..= `TETHER_MAX_QUEUE`).
    */
   size_t send_queue;
   /**
@@ -877,6 +1010,14 @@ tether_result tether_client_event_fd(struct tether_client client, int *out_fd);
  * `TETHER_RESULT_INVALID_HANDLE`.
  */
 tether_result tether_client_free(struct tether_client client);
+
+/**
+ * The short name of a `tether_reason` number (`"peer_closed"`,
+ * `"tls_certificate"`, ...), as a static NUL-terminated string: `"none"`
+ * for 0, `"unknown"` for a number this libtether does not know. Never
+ * NULL; owned by the library, never freed.
+ */
+const char *tether_reason_name(uint32_t reason);
 
 /**
  * Creates a monitor applying `*policy` (borrowed for the call) to a peer
@@ -1523,6 +1664,20 @@ tether_result tether_transport_options_set_udp_static_key_file(struct tether_tra
  */
 tether_result tether_transport_options_set_udp_max_payload(struct tether_transport_options options,
                                                            size_t max_payload);
+
+/**
+ * UDP client: give up a handshake that heard no authenticated answer
+ * after `timeout_ms` (1 ms to 7 days). 0, the default, means no limit of
+ * its own: the attempt lasts the client's connect timeout, as on every
+ * other transport. A server stays silent to packets it cannot
+ * authenticate, so a wrong key and no server both end as
+ * `CONNECT_TIMEOUT` with the detail "no authenticated answer ... (wrong
+ * key or no server)". Errors: `TETHER_RESULT_INVALID_CONFIG`
+ * (`udp.handshake_timeout` over 7 days); `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_transport_options_set_udp_handshake_timeout(struct tether_transport_options options,
+                                                                 uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

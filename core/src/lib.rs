@@ -41,8 +41,10 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod cause;
 pub mod codec;
 pub mod error;
+pub mod limits;
 pub mod liveness;
 pub mod reason;
 pub mod reconnect;
@@ -50,6 +52,7 @@ pub mod registry;
 pub mod sim;
 pub mod supervisor;
 
+pub use cause::{Cause, Detail};
 pub use error::{ConfigError, HandleError};
 pub use reason::DisconnectReason;
 pub use reconnect::{ConnectError, Reconnect};

@@ -36,6 +36,17 @@ pub enum DisconnectReason {
     /// The server replaced this connection with a newer one that presented
     /// the same client id.
     TakenOver = 10,
+    /// tether itself failed (an internal panic); the detail carries the
+    /// panic message. The object that reports it has ended.
+    Internal = 11,
+    /// The peer's TLS certificate was refused: unknown or untrusted issuer,
+    /// expired, revoked, malformed, or a CA certificate used as an end
+    /// entity (this side's own certificate refused by the peer lands here
+    /// too).
+    TlsCertificate = 12,
+    /// The peer's certificate is valid but not for the name that was
+    /// dialed (check `server_name`).
+    TlsNameMismatch = 13,
 }
 
 impl DisconnectReason {
@@ -52,6 +63,29 @@ impl DisconnectReason {
             Self::ClosedLocally => "closed_locally",
             Self::Io => "io",
             Self::TakenOver => "taken_over",
+            Self::Internal => "internal",
+            Self::TlsCertificate => "tls_certificate",
+            Self::TlsNameMismatch => "tls_name_mismatch",
+        }
+    }
+
+    /// A standard sentence for the reason, used as the detail when nothing
+    /// more specific is known.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::PeerClosed => "the peer closed the connection",
+            Self::Reset => "the connection was reset",
+            Self::Timeout => "the peer stopped answering",
+            Self::ConnectRefused => "the connection was refused",
+            Self::ConnectTimeout => "no connection within the connect timeout",
+            Self::Unreachable => "the peer's network or host is unreachable",
+            Self::ProtocolError => "the peer broke the protocol",
+            Self::ClosedLocally => "closed by this side",
+            Self::Io => "an I/O error",
+            Self::TakenOver => "a newer connection took this one over",
+            Self::Internal => "an internal error in tether",
+            Self::TlsCertificate => "the TLS certificate was refused",
+            Self::TlsNameMismatch => "the TLS certificate is not valid for the server name",
         }
     }
 
@@ -62,6 +96,12 @@ impl DisconnectReason {
             self,
             Self::ConnectRefused | Self::ConnectTimeout | Self::Unreachable
         )
+    }
+
+    /// True for the reasons a failed TLS (or QUIC) handshake is classified
+    /// into when the certificate was the problem.
+    pub fn is_certificate_problem(self) -> bool {
+        matches!(self, Self::TlsCertificate | Self::TlsNameMismatch)
     }
 
     /// Classifies an I/O error from an established connection.
@@ -100,7 +140,8 @@ impl DisconnectReason {
             Self::Timeout | Self::ConnectTimeout => K::TimedOut,
             Self::ConnectRefused => K::ConnectionRefused,
             Self::Unreachable => K::HostUnreachable,
-            Self::ProtocolError => K::InvalidData,
+            Self::ProtocolError | Self::TlsCertificate | Self::TlsNameMismatch => K::InvalidData,
+            Self::Internal => K::Other,
             Self::ClosedLocally | Self::TakenOver => K::ConnectionAborted,
             Self::Io => K::Other,
         }
@@ -119,6 +160,9 @@ impl DisconnectReason {
             8 => Self::ClosedLocally,
             9 => Self::Io,
             10 => Self::TakenOver,
+            11 => Self::Internal,
+            12 => Self::TlsCertificate,
+            13 => Self::TlsNameMismatch,
             _ => return None,
         })
     }
@@ -136,12 +180,13 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for v in 1..=10 {
+        for v in 1..=13 {
             let r = DisconnectReason::from_u32(v).unwrap();
             assert_eq!(r as u32, v);
+            assert!(!r.describe().is_empty());
         }
         assert_eq!(DisconnectReason::from_u32(0), None);
-        assert_eq!(DisconnectReason::from_u32(11), None);
+        assert_eq!(DisconnectReason::from_u32(14), None);
     }
 
     #[test]

@@ -25,6 +25,11 @@ impl ConnectError {
         }
     }
 
+    /// The reason and detail as a [`crate::Cause`].
+    pub fn cause(&self) -> crate::Cause {
+        crate::Cause::new(self.reason, self.detail.as_str())
+    }
+
     /// Classifies an I/O error from a connect call.
     pub fn from_io(err: &std::io::Error) -> Self {
         Self::new(DisconnectReason::from_connect_io(err), err.to_string())
@@ -60,6 +65,14 @@ pub trait Reconnect: Send + Sync + 'static {
     fn max_message(&self) -> Option<usize> {
         None
     }
+
+    /// The detail of an attempt that did not finish within `waited` (the
+    /// connect timeout). Transports whose silent failures have a likelier
+    /// cause than a slow network say so (UDP: a wrong key looks exactly
+    /// like no server).
+    fn timeout_detail(&self, waited: std::time::Duration) -> String {
+        format!("no connection within {}", crate::cause::human(waited))
+    }
 }
 
 #[async_trait]
@@ -76,5 +89,9 @@ impl<C: Send + 'static> Reconnect for Box<dyn Reconnect<Conn = C>> {
 
     fn max_message(&self) -> Option<usize> {
         (**self).max_message()
+    }
+
+    fn timeout_detail(&self, waited: std::time::Duration) -> String {
+        (**self).timeout_detail(waited)
     }
 }

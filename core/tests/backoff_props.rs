@@ -44,7 +44,12 @@ fn any_config() -> impl Strategy<Value = BackoffConfig> {
             let initial = Duration::from_nanos(initial_ns);
             BackoffConfig::default()
                 .with_initial(initial)
-                .with_max_delay(initial.mul_f64(ratio).max(initial))
+                .with_max_delay(
+                    initial
+                        .mul_f64(ratio)
+                        .max(initial)
+                        .min(tether_core::limits::MAX_DURATION),
+                )
                 .with_multiplier(multiplier)
                 .with_jitter(jitter)
                 .with_seed(seed)

@@ -27,7 +27,9 @@ fn disconnects(sim: &SimPair) -> Vec<(Duration, u64, DisconnectReason)> {
     sim.client_events()
         .iter()
         .filter_map(|(at, ev)| match ev {
-            Lifecycle::Disconnected { generation, reason } => Some((*at, *generation, *reason)),
+            Lifecycle::Disconnected {
+                generation, reason, ..
+            } => Some((*at, *generation, *reason)),
             _ => None,
         })
         .collect()
@@ -154,7 +156,7 @@ fn server_down_backs_off_with_jitter_and_recovers() {
     sim.set_fault(Fault::None);
     assert!(sim.run_until(|s| s.is_connected(), secs(30)));
     // Once up, the attempt counter in events restarts only after health.
-    let events: Vec<_> = sim.client_events().iter().map(|(_, e)| *e).collect();
+    let events: Vec<_> = sim.client_events().iter().map(|(_, e)| e.clone()).collect();
     assert!(events.iter().any(|e| matches!(
         e,
         Lifecycle::ConnectFailed {

@@ -33,11 +33,12 @@ pub enum tether_jitter {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct tether_backoff_config {
-    /// Delay after the first failure, in ms. Must be > 0.
+    /// Delay after the first failure, in ms: 1 ..= `TETHER_MAX_DURATION_MS`.
     pub initial_ms: u64,
-    /// Growth per failure; finite and >= 1.0 (1.0 = fixed delay).
+    /// Growth per failure: 1.0 ..= `TETHER_MAX_FACTOR` (1.0 = fixed delay).
     pub multiplier: f64,
-    /// Cap on the un-jittered delay, in ms; >= `initial_ms`.
+    /// Cap on the un-jittered delay, in ms: `initial_ms` ..=
+    /// `TETHER_MAX_DURATION_MS`.
     pub max_delay_ms: u64,
     /// One of `tether_jitter` (a `uint32_t` so that any value C stores is
     /// checked rather than undefined).
@@ -47,12 +48,15 @@ pub struct tether_backoff_config {
     pub jitter_fraction: f64,
     /// Give up after this many consecutive failures; 0 = never.
     pub max_attempts: u32,
-    /// Give up this many ms after the first failure of a streak; 0 = never.
+    /// Give up this many ms after the first failure of a streak; 0 = never;
+    /// at most `TETHER_MAX_DURATION_MS`.
     pub max_elapsed_ms: u64,
-    /// Lower bound of each attempt's connect timeout, in ms; > 0.
+    /// Lower bound of each attempt's connect timeout, in ms: 1 ..=
+    /// `TETHER_MAX_DURATION_MS`.
     pub min_connect_timeout_ms: u64,
     /// How long a connection must stay up before its end resets the attempt
-    /// counter, in ms (0 = every connection resets it).
+    /// counter, in ms (0 = every connection resets it); at most
+    /// `TETHER_MAX_DURATION_MS`.
     pub healthy_after_ms: u64,
     /// When true, `seed` seeds the jitter (reproducible delays); when false
     /// the seed is random.
@@ -142,7 +146,7 @@ pub extern "C" fn tether_backoff_config_default(
     out_config: *mut tether_backoff_config,
 ) -> tether_result {
     guard(|| {
-        out(out_config)?.write((&BackoffConfig::default()).into());
+        out(out_config, "out_config")?.write((&BackoffConfig::default()).into());
         Ok(())
     })
 }
@@ -155,7 +159,7 @@ pub extern "C" fn tether_backoff_config_grpc(
     out_config: *mut tether_backoff_config,
 ) -> tether_result {
     guard(|| {
-        out(out_config)?.write((&BackoffConfig::grpc()).into());
+        out(out_config, "out_config")?.write((&BackoffConfig::grpc()).into());
         Ok(())
     })
 }
@@ -173,8 +177,8 @@ pub extern "C" fn tether_backoff_new(
     out_backoff: *mut tether_backoff,
 ) -> tether_result {
     guard(|| {
-        let config = arg(config)?.to_core()?;
-        let out_backoff = out(out_backoff)?;
+        let config = arg(config, "config")?.to_core()?;
+        let out_backoff = out(out_backoff, "out_backoff")?;
         let backoff = ExponentialBackoff::new(config).map_err(config_error)?;
         let id = BACKOFFS.insert(Mutex::new(backoff))?;
         out_backoff.write(tether_backoff { id });
@@ -208,7 +212,7 @@ pub extern "C" fn tether_backoff_next_delay_ms(
     out_delay_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_delay_ms = out(out_delay_ms)?;
+        let out_delay_ms = out(out_delay_ms, "out_delay_ms")?;
         match BACKOFFS.with(backoff.id, |b| b.next_delay(instant(now_ms)))? {
             Some(d) => {
                 out_delay_ms.write(duration_ms(d));
@@ -230,7 +234,7 @@ pub extern "C" fn tether_backoff_connect_timeout_ms(
     out_timeout_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_timeout_ms = out(out_timeout_ms)?;
+        let out_timeout_ms = out(out_timeout_ms, "out_timeout_ms")?;
         let t = BACKOFFS.with(backoff.id, |b| b.connect_timeout())?;
         out_timeout_ms.write(duration_ms(t));
         Ok(())
@@ -268,7 +272,7 @@ pub extern "C" fn tether_backoff_attempt(
     out_attempt: *mut u32,
 ) -> tether_result {
     guard(|| {
-        let out_attempt = out(out_attempt)?;
+        let out_attempt = out(out_attempt, "out_attempt")?;
         out_attempt.write(BACKOFFS.with(backoff.id, |b| b.attempt())?);
         Ok(())
     })

@@ -4,7 +4,7 @@
 use crate::address;
 use crate::backoff::{config_error, tether_backoff_config};
 use crate::delivery::{Delivery, Sink};
-use crate::event::{tether_event, tether_event_callback, OwnedEvent};
+use crate::event::{tether_event, tether_event_callback, ClientEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
 use crate::ptr::{bytes, out, text};
@@ -26,16 +26,18 @@ use tokio::task::JoinHandle;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct tether_client_config {
-    /// Application heartbeat: ping after this much silence, in ms (> 0).
+    /// Application heartbeat: ping after this much silence, in ms (1 ..=
+    /// `TETHER_MAX_DURATION_MS`).
     pub heartbeat_interval_ms: u64,
-    /// Application heartbeat: how long a ping waits for any traffic, in ms.
+    /// Application heartbeat: how long a ping waits for any traffic, in ms
+    /// (1 ..= `TETHER_MAX_DURATION_MS`).
     pub heartbeat_timeout_ms: u64,
     /// Application heartbeat: unanswered pings that mean dead (1..=255).
     pub heartbeat_max_missed: u32,
     /// Waiting between connection attempts.
     pub backoff: tether_backoff_config,
-    /// Messages kept while disconnected (>= 1); `tether_client_send`
-    /// returns `TETHER_RESULT_FULL` beyond it.
+    /// Messages kept while disconnected (1 ..= `TETHER_MAX_QUEUE`);
+    /// `tether_client_send` returns `TETHER_RESULT_FULL` beyond it.
     pub max_pending: usize,
     /// Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each
     /// connection (`tcp://` and `tls://`).
@@ -119,7 +121,7 @@ pub extern "C" fn tether_client_config_default(
     out_config: *mut tether_client_config,
 ) -> tether_result {
     guard(|| {
-        out(out_config)?.write(tether_client_config::defaults());
+        out(out_config, "out_config")?.write(tether_client_config::defaults());
         Ok(())
     })
 }
@@ -165,7 +167,7 @@ pub extern "C" fn tether_client_new(
     out_client: *mut tether_client,
 ) -> tether_result {
     guard(|| {
-        let addr = address::dial(text(address)?)?;
+        let addr = address::dial(text(address, "address")?)?;
         // SAFETY: NULL is allowed and means defaults; otherwise the caller
         // promises a valid struct.
         let config = unsafe { config.as_ref() }
@@ -174,7 +176,7 @@ pub extern "C" fn tether_client_new(
         let tcp = config.tcp.to_core()?;
         let core = config.to_core()?;
         let transport = settings(config.transport)?.for_client(tcp, &core.heartbeat);
-        let out_client = out(out_client)?;
+        let out_client = out(out_client, "out_client")?;
         let rt = runtime()?;
         let _ctx = rt.enter();
         let connector =
@@ -182,7 +184,10 @@ pub extern "C" fn tether_client_new(
         let (delivery, sink) = Delivery::new(callback, userdata, "tether-client-cb")?;
         let client = Client::spawn(connector, core).map_err(config_error)?;
         let handle = client.handle();
-        let pump = rt.spawn(pump(client, sink));
+        // Events wait until the handle exists, so that every event (the
+        // first callback included) can carry it.
+        let (ready, handle_rx) = tokio::sync::oneshot::channel();
+        let pump = rt.spawn(pump(client, sink, handle_rx));
         let obj = ClientObj {
             handle,
             pump,
@@ -190,14 +195,17 @@ pub extern "C" fn tether_client_new(
             closed: AtomicBool::new(false),
         };
         let id = CLIENTS.insert(obj)?;
+        let _ = ready.send(id);
         out_client.write(tether_client { id });
         Ok(())
     })
 }
 
-async fn pump(mut client: Client, sink: Sink) {
+async fn pump(mut client: Client, sink: Sink, handle: tokio::sync::oneshot::Receiver<u64>) {
+    let Ok(object) = handle.await else { return };
+    let mut events = ClientEvents::new(object);
     while let Some(event) = client.next_event().await {
-        if !sink.push(OwnedEvent::from(event)) {
+        if !sink.push(events.convert(event)) {
             break;
         }
     }
@@ -216,7 +224,7 @@ pub extern "C" fn tether_client_send(
     len: usize,
 ) -> tether_result {
     guard(|| {
-        let data = bytes(data, len)?;
+        let data = bytes(data, len, "data")?;
         let obj = CLIENTS.get(client.id)?;
         if obj.closed.load(Ordering::Acquire) {
             return Err(tether_result::Closed);
@@ -264,7 +272,7 @@ pub extern "C" fn tether_client_poll_event(
     out_event: *mut tether_event,
 ) -> tether_result {
     guard(|| {
-        let out_event = out(out_event)?;
+        let out_event = out(out_event, "out_event")?;
         let event = CLIENTS.get(client.id)?.delivery.poll()?;
         out_event.write(event);
         Ok(())
@@ -285,7 +293,7 @@ pub extern "C" fn tether_client_event_fd(
     out_fd: *mut std::ffi::c_int,
 ) -> tether_result {
     guard(|| {
-        let out_fd = out(out_fd)?;
+        let out_fd = out(out_fd, "out_fd")?;
         out_fd.write(CLIENTS.get(client.id)?.delivery.event_fd()?);
         Ok(())
     })

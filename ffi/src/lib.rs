@@ -46,6 +46,7 @@ mod conn_id;
 mod delivery;
 pub mod event;
 mod handle;
+pub mod limits;
 pub mod monitor;
 mod notify;
 mod panic;

@@ -71,8 +71,8 @@ pub extern "C" fn tether_monitor_new(
     out_monitor: *mut tether_monitor,
 ) -> tether_result {
     guard(|| {
-        let policy = arg(policy)?.to_core()?;
-        let out_monitor = out(out_monitor)?;
+        let policy = arg(policy, "policy")?.to_core()?;
+        let out_monitor = out(out_monitor, "out_monitor")?;
         let monitor =
             Monitor::new(policy, instant(now_ms)).map_err(crate::backoff::config_error)?;
         let id = MONITORS.insert(Mutex::new(monitor))?;
@@ -137,7 +137,7 @@ pub extern "C" fn tether_monitor_poll_action(
     out_action: *mut tether_liveness_action,
 ) -> tether_result {
     guard(|| {
-        let out_action = out(out_action)?;
+        let out_action = out(out_action, "out_action")?;
         let action = MONITORS.with(monitor.id, |m| m.poll_action())?;
         out_action.write(match action {
             None => tether_liveness_action::NONE,
@@ -170,7 +170,7 @@ pub extern "C" fn tether_monitor_next_timeout_ms(
     out_timeout_ms: *mut std::ffi::c_int,
 ) -> tether_result {
     guard(|| {
-        let out_timeout_ms = out(out_timeout_ms)?;
+        let out_timeout_ms = out(out_timeout_ms, "out_timeout_ms")?;
         let deadline = MONITORS.with(monitor.id, |m| m.poll_timeout())?;
         out_timeout_ms.write(wait_ms(deadline, now_ms));
         Ok(())
@@ -188,7 +188,7 @@ pub extern "C" fn tether_monitor_next_deadline_ms(
     out_deadline_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_deadline_ms = out(out_deadline_ms)?;
+        let out_deadline_ms = out(out_deadline_ms, "out_deadline_ms")?;
         let deadline = MONITORS.with(monitor.id, |m| m.poll_timeout())?;
         out_deadline_ms.write(to_ms(deadline.ok_or(tether_result::Empty)?));
         Ok(())
@@ -204,7 +204,7 @@ pub extern "C" fn tether_monitor_is_dead(
     out_dead: *mut bool,
 ) -> tether_result {
     guard(|| {
-        let out_dead = out(out_dead)?;
+        let out_dead = out(out_dead, "out_dead")?;
         out_dead.write(MONITORS.with(monitor.id, |m| m.is_dead())?);
         Ok(())
     })
@@ -219,7 +219,7 @@ pub extern "C" fn tether_monitor_detection_bound_ms(
     out_bound_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_bound_ms = out(out_bound_ms)?;
+        let out_bound_ms = out(out_bound_ms, "out_bound_ms")?;
         out_bound_ms.write(duration_ms(
             MONITORS.with(monitor.id, |m| m.detection_bound())?,
         ));

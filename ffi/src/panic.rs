@@ -7,12 +7,51 @@
 
 use crate::ptr::text_out;
 use crate::result::tether_result;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// How deep this thread is inside exported calls.
+    static IN_CALL: Cell<u32> = const { Cell::new(0) };
+}
+
+static QUIET: Once = Once::new();
+
+/// Keeps panics inside tether off the host's stderr.
+///
+/// The default panic hook prints every panic, including those tether
+/// catches and reports as `TETHER_RESULT_PANIC` or as a `FAILED` event.
+/// This hook (installed once, on the first exported call) sends a panic to
+/// `tracing` instead when it happens inside an exported call or on one of
+/// tether's own threads (named `tether-...`); every other panic of the
+/// process goes to the hook that was there before, unchanged.
+fn quiet_panics() {
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = IN_CALL.with(|c| c.get() > 0)
+                || std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("tether-"));
+            if ours {
+                tracing::error!(panic = %info, "internal panic in tether");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `body` marked as inside an exported call.
+fn in_call<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+    quiet_panics();
+    IN_CALL.with(|c| c.set(c.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    IN_CALL.with(|c| c.set(c.get().saturating_sub(1)));
+    result
 }
 
 /// Records `detail` as this thread's last error and returns `code`, for
@@ -36,7 +75,7 @@ fn set_default_detail(code: tether_result) {
 /// first and, on failure, makes sure it describes the failure.
 pub(crate) fn guard(body: impl FnOnce() -> Result<(), tether_result>) -> tether_result {
     LAST_ERROR.with(|e| e.borrow_mut().clear());
-    let code = match catch_unwind(AssertUnwindSafe(body)) {
+    let code = match in_call(body) {
         Ok(Ok(())) => return tether_result::Ok,
         Ok(Err(code)) => code,
         Err(payload) => {
@@ -58,7 +97,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), tether_result>) -> tether_
 /// Runs `body` inside the panic boundary for functions that return a value
 /// rather than a `tether_result`; a panic yields `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    in_call(body).unwrap_or(fallback)
 }
 
 /// Writes the detail of the last failed tether call made *on this thread*

@@ -27,15 +27,18 @@ pub enum tether_policy_kind {
 pub struct tether_policy {
     /// One of `tether_policy_kind`.
     pub kind: u32,
-    /// Heartbeat: silence before a ping, in ms (> 0).
+    /// Heartbeat: silence before a ping, in ms (1 ..= `TETHER_MAX_DURATION_MS`).
     pub interval_ms: u64,
-    /// Heartbeat: how long a ping waits for any traffic, in ms (> 0).
+    /// Heartbeat: how long a ping waits for any traffic, in ms (1 ..=
+    /// `TETHER_MAX_DURATION_MS`).
     pub timeout_ms: u64,
     /// Heartbeat: unanswered pings in a row that mean dead (1..=255).
     pub max_missed: u32,
-    /// Idle timeout: the keepalive period the peer promised, in ms (> 0).
+    /// Idle timeout: the keepalive period the peer promised, in ms (1 ..=
+    /// `TETHER_MAX_DURATION_MS`).
     pub keepalive_ms: u64,
-    /// Idle timeout: grace factor (finite, >= 1.0).
+    /// Idle timeout: grace factor (1.0 ..= `TETHER_MAX_FACTOR`; the product
+    /// must stay under 49 days).
     pub idle_factor: f64,
 }
 
@@ -82,7 +85,7 @@ impl tether_policy {
 #[no_mangle]
 pub extern "C" fn tether_policy_default(out_policy: *mut tether_policy) -> tether_result {
     guard(|| {
-        out(out_policy)?.write(tether_policy::heartbeat(&HeartbeatConfig::default()));
+        out(out_policy, "out_policy")?.write(tether_policy::heartbeat(&HeartbeatConfig::default()));
         Ok(())
     })
 }
@@ -97,8 +100,8 @@ pub extern "C" fn tether_policy_detection_bound_ms(
     out_bound_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let policy = arg(policy)?.to_core()?;
-        out(out_bound_ms)?.write(duration_ms(policy.detection_bound()));
+        let policy = arg(policy, "policy")?.to_core()?;
+        out(out_bound_ms, "out_bound_ms")?.write(duration_ms(policy.detection_bound()));
         Ok(())
     })
 }

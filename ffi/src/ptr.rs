@@ -8,10 +8,19 @@
 use crate::result::tether_result;
 use std::ffi::{c_char, CStr};
 
-/// A borrowed input struct.
-pub(crate) fn arg<'a, T>(p: *const T) -> Result<&'a T, tether_result> {
+/// The error for a NULL `name`: `TETHER_RESULT_NULL_ARGUMENT`, with a
+/// detail naming the argument.
+pub(crate) fn null(name: &str) -> tether_result {
+    crate::panic::fail(
+        tether_result::NullArgument,
+        format!("argument `{name}` is NULL"),
+    )
+}
+
+/// A borrowed input struct `name`.
+pub(crate) fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T, tether_result> {
     // SAFETY: non-NULL checked; validity is the caller's contract.
-    unsafe { p.as_ref() }.ok_or(tether_result::NullArgument)
+    unsafe { p.as_ref() }.ok_or_else(|| null(name))
 }
 
 /// An output location, written at most once and only on success.
@@ -26,10 +35,10 @@ impl<T> Out<T> {
     }
 }
 
-/// A required output pointer.
-pub(crate) fn out<T>(p: *mut T) -> Result<Out<T>, tether_result> {
+/// A required output pointer `name`.
+pub(crate) fn out<T>(p: *mut T, name: &str) -> Result<Out<T>, tether_result> {
     if p.is_null() {
-        Err(tether_result::NullArgument)
+        Err(null(name))
     } else {
         Ok(Out(p))
     }
@@ -41,46 +50,50 @@ pub(crate) fn out_opt<T>(p: *mut T) -> Option<Out<T>> {
 }
 
 /// A borrowed input buffer; NULL is accepted only with length 0.
-pub(crate) fn bytes<'a>(p: *const u8, len: usize) -> Result<&'a [u8], tether_result> {
-    slice(p, len)
+pub(crate) fn bytes<'a>(p: *const u8, len: usize, name: &str) -> Result<&'a [u8], tether_result> {
+    slice(p, len, name)
 }
 
 /// A borrowed input array; NULL is accepted only with length 0.
-pub(crate) fn slice<'a, T>(p: *const T, len: usize) -> Result<&'a [T], tether_result> {
+pub(crate) fn slice<'a, T>(p: *const T, len: usize, name: &str) -> Result<&'a [T], tether_result> {
     if len == 0 {
         return Ok(&[]);
     }
     if p.is_null() {
-        return Err(tether_result::NullArgument);
+        return Err(null(name));
     }
     // SAFETY: non-NULL; the caller promises `len` readable elements.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
 /// A caller-owned output array; NULL is accepted only with length 0.
-pub(crate) fn slice_mut<'a, T>(p: *mut T, len: usize) -> Result<&'a mut [T], tether_result> {
+pub(crate) fn slice_mut<'a, T>(
+    p: *mut T,
+    len: usize,
+    name: &str,
+) -> Result<&'a mut [T], tether_result> {
     if len == 0 {
         return Ok(&mut []);
     }
     if p.is_null() {
-        return Err(tether_result::NullArgument);
+        return Err(null(name));
     }
     // SAFETY: non-NULL; the caller promises `len` writable elements of plain
     // C data (every bit pattern we write is valid).
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }
 
-/// A NUL-terminated UTF-8 string argument.
-pub(crate) fn text<'a>(p: *const c_char) -> Result<&'a str, tether_result> {
+/// A NUL-terminated UTF-8 string argument `name`.
+pub(crate) fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str, tether_result> {
     if p.is_null() {
-        return Err(tether_result::NullArgument);
+        return Err(null(name));
     }
     // SAFETY: non-NULL; the caller promises a NUL-terminated string.
     let s = unsafe { CStr::from_ptr(p) };
     s.to_str().map_err(|_| {
         crate::panic::fail(
             tether_result::InvalidArgument,
-            "the string is not valid UTF-8",
+            format!("argument `{name}` is not valid UTF-8"),
         )
     })
 }
@@ -94,16 +107,16 @@ pub(crate) fn text_out(
     len: usize,
     out_n: *mut usize,
 ) -> Result<(), tether_result> {
-    let out_n = out(out_n)?;
+    let out_n = out(out_n, "out_n")?;
     if buf.is_null() {
-        return Err(tether_result::NullArgument);
+        return Err(null("buf"));
     }
     let bytes = text.as_bytes();
     if len < bytes.len() + 1 {
         out_n.write(bytes.len() + 1);
         return Err(tether_result::BufferTooSmall);
     }
-    let dst = slice_mut(buf.cast::<u8>(), len)?;
+    let dst = slice_mut(buf.cast::<u8>(), len, "buf")?;
     dst[..bytes.len()].copy_from_slice(bytes);
     dst[bytes.len()] = 0;
     out_n.write(bytes.len());

@@ -98,8 +98,8 @@ pub extern "C" fn tether_registry_new(
     out_registry: *mut tether_registry,
 ) -> tether_result {
     guard(|| {
-        let policy = arg(policy)?.to_core()?;
-        let out_registry = out(out_registry)?;
+        let policy = arg(policy, "policy")?.to_core()?;
+        let out_registry = out(out_registry, "out_registry")?;
         let reg = Registry::new(policy, instant(now_ms)).map_err(crate::backoff::config_error)?;
         let id = REGISTRIES.insert(Mutex::new(reg))?;
         out_registry.write(tether_registry { id });
@@ -133,7 +133,7 @@ pub extern "C" fn tether_registry_insert(
     out_conn: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_conn = out(out_conn)?;
+        let out_conn = out(out_conn, "out_conn")?;
         let id = REGISTRIES
             .with(registry.id, |r| r.insert(instant(now_ms), tag))?
             .map_err(|e| fail(tether_result::Full, e.to_string()))?;
@@ -197,7 +197,7 @@ pub extern "C" fn tether_registry_tag(
     out_tag: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_tag = out(out_tag)?;
+        let out_tag = out(out_tag, "out_tag")?;
         let id = conn_id(conn)?;
         let tag = REGISTRIES
             .with(registry.id, |r| r.tag(id))?
@@ -235,8 +235,8 @@ pub extern "C" fn tether_registry_poll_events(
     out_n: *mut usize,
 ) -> tether_result {
     guard(|| {
-        let out_n = out(out_n)?;
-        let dst = slice_mut(events, capacity)?;
+        let out_n = out(out_n, "out_n")?;
+        let dst = slice_mut(events, capacity, "events")?;
         let n = REGISTRIES.with(registry.id, |r| {
             let mut n = 0;
             while n < dst.len() {
@@ -265,7 +265,7 @@ pub extern "C" fn tether_registry_next_timeout_ms(
     out_timeout_ms: *mut std::ffi::c_int,
 ) -> tether_result {
     guard(|| {
-        let out_timeout_ms = out(out_timeout_ms)?;
+        let out_timeout_ms = out(out_timeout_ms, "out_timeout_ms")?;
         let deadline = REGISTRIES.with(registry.id, |r| r.poll_timeout())?;
         out_timeout_ms.write(wait_ms(deadline, now_ms));
         Ok(())
@@ -283,7 +283,7 @@ pub extern "C" fn tether_registry_next_deadline_ms(
     out_deadline_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_deadline_ms = out(out_deadline_ms)?;
+        let out_deadline_ms = out(out_deadline_ms, "out_deadline_ms")?;
         let deadline = REGISTRIES.with(registry.id, |r| r.poll_timeout())?;
         out_deadline_ms.write(to_ms(deadline.ok_or(tether_result::Empty)?));
         Ok(())
@@ -299,7 +299,7 @@ pub extern "C" fn tether_registry_len(
     out_len: *mut usize,
 ) -> tether_result {
     guard(|| {
-        let out_len = out(out_len)?;
+        let out_len = out(out_len, "out_len")?;
         out_len.write(REGISTRIES.with(registry.id, |r| r.len())?);
         Ok(())
     })
@@ -315,7 +315,7 @@ pub extern "C" fn tether_registry_detection_bound_ms(
     out_bound_ms: *mut u64,
 ) -> tether_result {
     guard(|| {
-        let out_bound_ms = out(out_bound_ms)?;
+        let out_bound_ms = out(out_bound_ms, "out_bound_ms")?;
         out_bound_ms.write(duration_ms(
             REGISTRIES.with(registry.id, |r| r.detection_bound())?,
         ));

@@ -40,7 +40,7 @@ pub struct tether_server_config {
     /// silent clients; idle timeout: it only drops them).
     pub policy: tether_policy,
     /// Messages queued per connection before `tether_server_send` returns
-    /// `TETHER_RESULT_FULL` (>= 1).
+    /// `TETHER_RESULT_FULL` (1 ..= `TETHER_MAX_QUEUE`).
     pub send_queue: usize,
     /// Kernel keepalive, TCP_USER_TIMEOUT and TCP_NODELAY of each accepted
     /// connection (`tcp://` and `tls://`).
@@ -126,7 +126,7 @@ pub extern "C" fn tether_server_config_default(
     out_config: *mut tether_server_config,
 ) -> tether_result {
     guard(|| {
-        out(out_config)?.write(tether_server_config::defaults());
+        out(out_config, "out_config")?.write(tether_server_config::defaults());
         Ok(())
     })
 }
@@ -169,7 +169,7 @@ pub extern "C" fn tether_server_new(
     out_server: *mut tether_server,
 ) -> tether_result {
     guard(|| {
-        let endpoint = address::listen(text(address)?)?;
+        let endpoint = address::listen(text(address, "address")?)?;
         // SAFETY: NULL means defaults; otherwise the caller promises a valid
         // struct.
         let config = unsafe { config.as_ref() }
@@ -182,7 +182,7 @@ pub extern "C" fn tether_server_new(
         };
         core.validate().map_err(config_error)?;
         let transport = settings(config.transport)?.for_server(tcp, &core.policy);
-        let out_server = out(out_server)?;
+        let out_server = out(out_server, "out_server")?;
         let rt = runtime()?;
         let acceptor = rt
             .block_on(endpoint::acceptor(&endpoint, &transport))
@@ -194,13 +194,17 @@ pub extern "C" fn tether_server_new(
         let local_addr = server.local_addr();
         let (delivery, sink) = Delivery::new(callback, userdata, "tether-server-cb")?;
         let server = Arc::new(Mutex::new(Some(server)));
-        let pump = rt.spawn(pump(server.clone(), sink));
+        // Events wait until the handle exists, so that every event (the
+        // first callback included) can carry it.
+        let (ready, handle) = tokio::sync::oneshot::channel();
+        let pump = rt.spawn(pump(server.clone(), sink, handle));
         let id = SERVERS.insert(ServerObj {
             server,
             local_addr,
             pump,
             delivery,
         })?;
+        let _ = ready.send(id);
         out_server.write(tether_server { id });
         Ok(())
     })
@@ -242,8 +246,13 @@ async fn next_event(server: &Mutex<Option<Server>>) -> Option<ServerEvent> {
     .await
 }
 
-async fn pump(server: Arc<Mutex<Option<Server>>>, sink: Sink) {
-    let mut events = ServerEvents::default();
+async fn pump(
+    server: Arc<Mutex<Option<Server>>>,
+    sink: Sink,
+    handle: tokio::sync::oneshot::Receiver<u64>,
+) {
+    let Ok(object) = handle.await else { return };
+    let mut events = ServerEvents::new(object);
     while let Some(event) = next_event(&server).await {
         if !sink.push(events.convert(event)) {
             break;
@@ -261,7 +270,7 @@ pub extern "C" fn tether_server_local_port(
     out_port: *mut u16,
 ) -> tether_result {
     guard(|| {
-        let out_port = out(out_port)?;
+        let out_port = out(out_port, "out_port")?;
         out_port.write(SERVERS.get(server.id)?.local_addr.port());
         Ok(())
     })
@@ -282,7 +291,7 @@ pub extern "C" fn tether_server_send(
     len: usize,
 ) -> tether_result {
     guard(|| {
-        let data = bytes(data, len)?;
+        let data = bytes(data, len, "data")?;
         let id = conn_id(conn)?;
         SERVERS.get(server.id)?.with(|s| {
             s.try_send(id, Bytes::copy_from_slice(data))
@@ -321,7 +330,7 @@ pub extern "C" fn tether_server_connection_count(
     out_count: *mut usize,
 ) -> tether_result {
     guard(|| {
-        let out_count = out(out_count)?;
+        let out_count = out(out_count, "out_count")?;
         out_count.write(SERVERS.get(server.id)?.with(|s| Ok(s.connection_count()))?);
         Ok(())
     })
@@ -337,7 +346,7 @@ pub extern "C" fn tether_server_poll_event(
     out_event: *mut tether_event,
 ) -> tether_result {
     guard(|| {
-        let out_event = out(out_event)?;
+        let out_event = out(out_event, "out_event")?;
         let event = SERVERS.get(server.id)?.delivery.poll()?;
         out_event.write(event);
         Ok(())
@@ -354,7 +363,7 @@ pub extern "C" fn tether_server_event_fd(
     out_fd: *mut std::ffi::c_int,
 ) -> tether_result {
     guard(|| {
-        let out_fd = out(out_fd)?;
+        let out_fd = out(out_fd, "out_fd")?;
         out_fd.write(SERVERS.get(server.id)?.delivery.event_fd()?);
         Ok(())
     })

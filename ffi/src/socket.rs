@@ -91,7 +91,7 @@ pub extern "C" fn tether_tcp_options_default(
     out_options: *mut tether_tcp_options,
 ) -> tether_result {
     guard(|| {
-        out(out_options)?.write((&TcpOptions::default()).into());
+        out(out_options, "out_options")?.write((&TcpOptions::default()).into());
         Ok(())
     })
 }
@@ -111,7 +111,7 @@ pub extern "C" fn tether_socket_tune(
     options: *const tether_tcp_options,
 ) -> tether_result {
     guard(|| {
-        let opts = arg(options)?.to_core()?;
+        let opts = arg(options, "options")?.to_core()?;
         check_fd(fd)?;
         tune(fd, &opts)
     })
@@ -128,7 +128,7 @@ pub extern "C" fn tether_socket_read_options(
     out_options: *mut tether_tcp_options,
 ) -> tether_result {
     guard(|| {
-        let out_options = out(out_options)?;
+        let out_options = out(out_options, "out_options")?;
         check_fd(fd)?;
         let opts = read(fd)?;
         out_options.write((&opts).into());

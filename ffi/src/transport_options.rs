@@ -155,7 +155,7 @@ fn alpn_list(
             format!("{field}: the protocol array is NULL"),
         ));
     }
-    let items = slice(protocols, count)?;
+    let items = slice(protocols, count, "protocols")?;
     items
         .iter()
         .enumerate()
@@ -180,7 +180,7 @@ pub extern "C" fn tether_transport_options_new(
     out_options: *mut tether_transport_options,
 ) -> tether_result {
     guard(|| {
-        let out_options = out(out_options)?;
+        let out_options = out(out_options, "out_options")?;
         let id = OPTIONS.insert(Mutex::new(TransportSettings::default()))?;
         out_options.write(tether_transport_options { id });
         Ok(())
@@ -440,7 +440,7 @@ pub extern "C" fn tether_transport_options_set_udp_psk(
     len: usize,
 ) -> tether_result {
     guard(|| {
-        let psk = bytes(psk, len)?;
+        let psk = bytes(psk, len, "psk")?;
         if psk.len() < MIN_PSK_LEN {
             return Err(invalid(
                 "udp.psk",
@@ -492,6 +492,30 @@ pub extern "C" fn tether_transport_options_set_udp_max_payload(
             ));
         }
         update(options, |s| s.udp.max_payload = max_payload)
+    })
+}
+
+/// UDP client: give up a handshake that heard no authenticated answer
+/// after `timeout_ms` (1 ms to 7 days). 0, the default, means no limit of
+/// its own: the attempt lasts the client's connect timeout, as on every
+/// other transport. A server stays silent to packets it cannot
+/// authenticate, so a wrong key and no server both end as
+/// `CONNECT_TIMEOUT` with the detail "no authenticated answer ... (wrong
+/// key or no server)". Errors: `TETHER_RESULT_INVALID_CONFIG`
+/// (`udp.handshake_timeout` over 7 days); `TETHER_RESULT_STALE_HANDLE`,
+/// `TETHER_RESULT_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn tether_transport_options_set_udp_handshake_timeout(
+    options: tether_transport_options,
+    timeout_ms: u64,
+) -> tether_result {
+    guard(|| {
+        let timeout = (timeout_ms > 0).then(|| crate::time::ms(timeout_ms));
+        if let Some(t) = timeout {
+            tether_core::limits::positive_duration("udp.handshake_timeout", t)
+                .map_err(crate::backoff::config_error)?;
+        }
+        update(options, |s| s.udp.handshake_timeout = timeout)
     })
 }
 

@@ -40,6 +40,12 @@ typedef struct recorder {
     char closed_peer[64];   /* the peer of the last CLOSED with a conn */
     int peer_missing;       /* server events without a peer */
     int peer_unexpected;    /* client events with a peer */
+    /* details and handles */
+    char last_detail[256];  /* the detail of the last event that had one */
+    int detail_missing;     /* failure/end events without a detail */
+    int detail_unexpected;  /* other events with a detail */
+    uint64_t object;        /* the handle of the first event */
+    int object_mismatch;    /* events naming another (or no) handle */
 } recorder;
 
 static inline void rec_init(recorder *r) {
@@ -63,8 +69,23 @@ static inline void on_event(void *userdata, const tether_event *ev) {
         r->events[r->n] = *ev;
         r->events[r->n].data = NULL; /* only valid during the call */
         r->events[r->n].peer = NULL;
+        r->events[r->n].detail = NULL;
         r->n++;
     }
+    int wants_detail = ev->kind == TETHER_EVENT_KIND_CONNECT_FAILED ||
+                       ev->kind == TETHER_EVENT_KIND_DISCONNECTED ||
+                       ev->kind == TETHER_EVENT_KIND_GAVE_UP || ev->kind == TETHER_EVENT_KIND_FAILED ||
+                       (ev->kind == TETHER_EVENT_KIND_CLOSED && ev->conn != 0);
+    if (ev->detail != NULL && ev->detail[0] != '\0') {
+        snprintf(r->last_detail, sizeof r->last_detail, "%s", ev->detail);
+        r->detail_unexpected += !wants_detail;
+    } else {
+        r->detail_missing += wants_detail;
+    }
+    if (r->object == 0) {
+        r->object = ev->object;
+    }
+    r->object_mismatch += ev->object == 0 || ev->object != r->object;
     if (ev->conn != 0) {
         if (ev->peer == NULL) {
             r->peer_missing++;
@@ -162,6 +183,10 @@ static inline tether_client_config fast_client_config(void) {
  * CONNECT_FAILED; each CONNECTED followed by exactly one DISCONNECTED
  * (except the last when closed); one CLOSED, last. */
 static inline void check_lifecycle(recorder *r) {
+    /* Every event names its object; every failure says why in words. */
+    CHECK(r->object_mismatch == 0);
+    CHECK(r->detail_missing == 0);
+    CHECK(r->detail_unexpected == 0);
     uint64_t connecting_gen = 0, connected_gen = 0;
     int open = 0, terminal = 0;
     for (int i = 0; i < r->n; i++) {
@@ -189,6 +214,10 @@ static inline void check_lifecycle(recorder *r) {
             break;
         case TETHER_EVENT_KIND_MESSAGE:
             CHECK(open);
+            CHECK(e->generation == connected_gen);
+            break;
+        case TETHER_EVENT_KIND_WAITING:
+            CHECK(e->generation == connecting_gen);
             break;
         case TETHER_EVENT_KIND_CLOSED:
         case TETHER_EVENT_KIND_GAVE_UP:

@@ -82,6 +82,7 @@ build test_handles tests/c/test_handles.c
 build test_s4_epoll tests/c/test_s4_epoll.c
 build test_managed tests/c/test_managed.c
 build test_transports tests/c/test_transports.c
+build test_config_limits tests/c/test_config_limits.c
 build epoll_echo_server examples/c/epoll_echo_server.c
 build supervised_client examples/c/supervised_client.c
 echo "ok: built C tests and examples in $OUT"
@@ -124,6 +125,7 @@ run test_handles
 run test_s4_epoll
 run test_managed
 run test_transports
+run test_config_limits
 
 # The two examples together: the managed client against the epoll server.
 # The log is created before the server starts: reading a previous run's

@@ -86,6 +86,9 @@ static void test_exchange_and_restart(void) {
 
     pthread_mutex_lock(&cli_rec.lock);
     check_lifecycle(&cli_rec);
+    CHECK(cli_rec.object == cli.id);
+    /* The last failure was our own close, and says so. */
+    CHECK(strstr(cli_rec.last_detail, "closed by the application") != NULL);
     CHECK(count_kind(&cli_rec, TETHER_EVENT_KIND_CONNECTED) == 2);
     CHECK(count_kind(&cli_rec, TETHER_EVENT_KIND_DISCONNECTED) == 2);
     CHECK(count_kind(&cli_rec, TETHER_EVENT_KIND_CLOSED) == 1);
@@ -109,6 +112,8 @@ static void test_exchange_and_restart(void) {
     CHECK(strncmp(srv2_rec.accepted_peer, "127.0.0.1:", 10) == 0);
     CHECK(strcmp(srv2_rec.closed_peer, srv2_rec.accepted_peer) == 0);
     CHECK(srv2_rec.peer_missing == 0);
+    CHECK(srv2_rec.object == srv2.id && srv2_rec.object_mismatch == 0);
+    CHECK(srv2_rec.detail_missing == 0 && srv2_rec.detail_unexpected == 0);
     pthread_mutex_unlock(&srv2_rec.lock);
     CHECK(cli_rec.peer_unexpected == 0);
     CHECK(srv_rec.send_errors == 0);

@@ -20,6 +20,8 @@ pub mod stream;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(any(feature = "tls", feature = "quic"))]
+mod tls_failure;
 #[cfg(feature = "udp")]
 pub mod udp;
 

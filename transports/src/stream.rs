@@ -44,7 +44,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamLink<S> {
 /// Maps a codec failure to a disconnect reason.
 pub fn classify(err: &CodecError) -> DisconnectReason {
     match err {
-        CodecError::Io(io) => DisconnectReason::from_io(io),
+        CodecError::Io(io) => {
+            // A TLS alert or a refused certificate after the handshake
+            // (e.g. the server refusing our client certificate).
+            #[cfg(feature = "tls")]
+            if let Some(reason) = crate::tls_failure::from_io(io) {
+                return reason;
+            }
+            DisconnectReason::from_io(io)
+        }
         _ => DisconnectReason::ProtocolError,
     }
 }

@@ -81,6 +81,7 @@ async fn stream_and_check(count: usize, len: usize) {
                     next += 1;
                 }
                 ClientEvent::Lifecycle(step) => panic!("the connection changed: {step:?}"),
+                ClientEvent::Failed(cause) => panic!("the client failed: {cause}"),
             }
         }
     }

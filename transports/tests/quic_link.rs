@@ -178,7 +178,7 @@ async fn untrusted_certificate_fails_the_handshake() {
     let mut client = Client::spawn(conn, fast_client()).unwrap();
     let mut seen = vec![];
     let reason = wait_connect_failed(&mut client, &mut seen).await;
-    assert_eq!(reason, DisconnectReason::ProtocolError, "{seen:?}");
+    assert_eq!(reason, DisconnectReason::TlsCertificate, "{seen:?}");
     assert!(stats.stats().failed_handshakes >= 1);
     client.close();
 }
@@ -253,4 +253,24 @@ async fn configuration_errors_are_clear() {
     echo(&mut client, &mut seen, b"via endpoint").await;
     client.close();
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_name_is_named() {
+    let pki = Pki::generate();
+    let server = start(pki.quic_server()).await;
+    let options = pki
+        .quic_client(fast_liveness())
+        .with_server_name("db.internal");
+    let conn = QuicConnector::new("127.0.0.1", server.addr.port(), &options).unwrap();
+    let mut client = Client::spawn(conn, fast_client()).unwrap();
+    let mut seen = vec![];
+    let step = wait_for(&mut client, &mut seen, Duration::from_secs(10), |e| {
+        matches!(e, Lifecycle::ConnectFailed { .. })
+    })
+    .await;
+    client.close();
+    let (reason, detail) = step.cause().unwrap();
+    assert_eq!(reason, DisconnectReason::TlsNameMismatch, "{detail}");
+    assert!(detail.as_str().contains("db.internal"), "{detail}");
 }

@@ -81,13 +81,17 @@ async fn server_tells_fin_from_rst_once_each() {
         } else {
             DisconnectReason::PeerClosed
         };
-        assert_eq!(
-            closed,
+        match closed {
             ServerEvent::Closed {
-                id,
-                reason: expected
+                id: got,
+                reason,
+                detail,
+            } => {
+                assert_eq!((got, reason), (id, expected));
+                assert!(!detail.is_empty(), "a close says why in words");
             }
-        );
+            other => panic!("expected Closed, got {other:?}"),
+        }
         assert_eq!(server.close(id), Err(tether_core::HandleError::Stale));
     }
     drain(&mut server, &mut seen, Duration::from_millis(300)).await;

@@ -1,6 +1,6 @@
 //! TLS end to end: supervised client and server exchange messages inside
 //! TLS, heartbeats keep a quiet connection up, and every way verification
-//! can fail is a `ProtocolError` that the client keeps retrying with backoff.
+//! can fail is classified (`TlsCertificate`, `TlsNameMismatch`, `ProtocolError`) and retried with backoff.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -104,7 +104,7 @@ async fn client_that_does_not_trust_the_ca_fails_and_keeps_retrying() {
     let connector = pki.connector(server.local_addr().port(), &options);
     let counters = connector.counters();
     let mut client = Client::spawn(connector, fast_client()).unwrap();
-    expect_failures(&mut client, 3, DisconnectReason::ProtocolError).await;
+    expect_failures(&mut client, 3, DisconnectReason::TlsCertificate).await;
     let stats = counters.snapshot();
     assert!(stats.failed_handshakes >= 3, "{stats:?}");
     assert_eq!(stats.full_handshakes + stats.resumed_handshakes, 0);
@@ -128,7 +128,7 @@ async fn wrong_server_name_fails_verification() {
         fast_client(),
     )
     .unwrap();
-    expect_failures(&mut client, 2, DisconnectReason::ProtocolError).await;
+    expect_failures(&mut client, 2, DisconnectReason::TlsNameMismatch).await;
     client.close();
 
     // The right name given explicitly works (the address is an IP).
@@ -164,7 +164,8 @@ async fn required_client_certificate_is_enforced() {
     // Without one: the server rejects the handshake. Under TLS 1.3 the
     // client learns it from the server's alert just after its own side of
     // the handshake finished, so it is a ConnectFailed or an immediate
-    // Disconnected, always ProtocolError, and never a delivered message.
+    // Disconnected, always TlsCertificate (the server's certificate_required
+    // alert), and never a delivered message.
     let mut bad = Client::spawn(pki.connector(port, &pki.client_options()), fast_client()).unwrap();
     bad.handle()
         .send(Bytes::from_static(b"anonymous"))
@@ -183,10 +184,10 @@ async fn required_client_certificate_is_enforced() {
             matches!(
                 step,
                 Lifecycle::ConnectFailed {
-                    reason: DisconnectReason::ProtocolError,
+                    reason: DisconnectReason::TlsCertificate,
                     ..
                 } | Lifecycle::Disconnected {
-                    reason: DisconnectReason::ProtocolError,
+                    reason: DisconnectReason::TlsCertificate,
                     ..
                 }
             ),
@@ -337,7 +338,7 @@ async fn verification_is_on_by_default_with_platform_roots() {
         Err(e) => panic!("{e}"),
     };
     let mut client = Client::spawn(connector, fast_client()).unwrap();
-    expect_failures(&mut client, 2, DisconnectReason::ProtocolError).await;
+    expect_failures(&mut client, 2, DisconnectReason::TlsCertificate).await;
     client.close();
 }
 
@@ -360,4 +361,68 @@ async fn alpn_must_match_when_the_server_requires_one() {
     wait_connected(&mut client, &mut seen).await;
     echo(&mut client, &mut seen, b"alpn ok").await;
     client.close();
+}
+
+/// The first failed attempt's reason and detail.
+async fn first_failure(client: &mut Client) -> (DisconnectReason, String) {
+    let mut seen = vec![];
+    let step = wait_for(client, &mut seen, Duration::from_secs(10), |e| {
+        matches!(e, Lifecycle::ConnectFailed { .. })
+    })
+    .await;
+    let (reason, detail) = step.cause().expect("a failure has a cause");
+    (reason, detail.to_string())
+}
+
+#[tokio::test]
+async fn every_certificate_failure_says_why() {
+    let pki = Pki::generate();
+    let server = Server::spawn(pki.acceptor(&pki.server_options()).await, fast_server()).unwrap();
+    let port = server.local_addr().port();
+
+    // An untrusted issuer.
+    let untrusted = TlsClientOptions::default().with_ca_file(&pki.other_ca);
+    let mut client = Client::spawn(pki.connector(port, &untrusted), fast_client()).unwrap();
+    let (reason, detail) = first_failure(&mut client).await;
+    client.close();
+    assert_eq!(reason, DisconnectReason::TlsCertificate, "{detail}");
+    assert!(detail.contains("UnknownIssuer"), "{detail}");
+    assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
+
+    // A certificate for other names.
+    let wrong = pki.client_options().with_server_name("db.internal");
+    let mut client = Client::spawn(pki.connector(port, &wrong), fast_client()).unwrap();
+    let (reason, detail) = first_failure(&mut client).await;
+    client.close();
+    assert_eq!(reason, DisconnectReason::TlsNameMismatch, "{detail}");
+    assert!(detail.contains("db.internal"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_ca_certificate_served_as_the_server_certificate_is_named() {
+    // A self-signed certificate with CA:TRUE used as an end entity, as
+    // quick set-ups often make: rustls refuses it (CaUsedAsEndEntity).
+    let pki = Pki::generate();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let cert_file = pki.dir.write("ca-as-leaf.pem", &cert.pem());
+    let key_file = pki.dir.write("ca-as-leaf.key", &key.serialize_pem());
+    let acceptor = pki
+        .acceptor(&TlsServerOptions::new(&cert_file, &key_file))
+        .await;
+    let server = Server::spawn(acceptor, fast_server()).unwrap();
+    let options = TlsClientOptions::default().with_ca_file(&cert_file);
+    let mut client = Client::spawn(
+        pki.connector(server.local_addr().port(), &options),
+        fast_client(),
+    )
+    .unwrap();
+    let (reason, detail) = first_failure(&mut client).await;
+    client.close();
+    assert_eq!(reason, DisconnectReason::TlsCertificate, "{detail}");
+    assert!(detail.contains("CaUsedAsEndEntity"), "{detail}");
 }

@@ -30,7 +30,7 @@ const SLACK: Duration = Duration::from_millis(1500);
 
 fn options() -> UdpOptions {
     UdpOptions {
-        handshake_timeout: Duration::from_millis(500),
+        handshake_timeout: Some(Duration::from_millis(500)),
         probe_interval: Duration::from_millis(50),
         ..UdpOptions::with_psk(*b"tether udp test pre-shared key!!")
     }
@@ -383,6 +383,12 @@ async fn a_wrong_psk_fails_the_attempt_with_connect_timeout() {
     let mut seen = vec![];
     let reason = wait_connect_failed(&mut client, &mut seen).await;
     assert_eq!(reason, DisconnectReason::ConnectTimeout, "{seen:?}");
+    let (_, detail) = seen.last().unwrap().cause().unwrap();
+    assert!(
+        detail.as_str().contains("no authenticated answer")
+            && detail.as_str().contains("(wrong key or no server)"),
+        "{detail}"
+    );
     client.close();
     assert!(server_stats.forged() >= 1, "the hellos were counted");
     assert_eq!(server_stats.sessions(), 0);
@@ -466,4 +472,34 @@ async fn bad_options_are_clear_errors() {
     let mut seen = vec![];
     wait_connected(&mut client, &mut seen).await;
     client.close();
+}
+
+#[tokio::test]
+async fn without_a_handshake_timeout_the_connect_timeout_rules() {
+    // The documented rule: an attempt lasts the connect timeout
+    // (`min_connect_timeout`), on UDP as on every other transport.
+    let (server, _) = start_echo().await;
+    let connect_timeout = Duration::from_millis(1200);
+    let wrong = UdpOptions {
+        psk: b"another pre-shared key, 32 bytes".to_vec(),
+        handshake_timeout: None,
+        ..options()
+    };
+    let connector = UdpConnector::new("127.0.0.1", server.addr.port(), wrong).unwrap();
+    let mut config = fast_client();
+    config.backoff = config.backoff.with_min_connect_timeout(connect_timeout);
+    let mut client = Client::spawn(connector, config).unwrap();
+    let mut seen = vec![];
+    let started = Instant::now();
+    let reason = wait_connect_failed(&mut client, &mut seen).await;
+    let took = started.elapsed();
+    client.close();
+    assert_eq!(reason, DisconnectReason::ConnectTimeout, "{seen:?}");
+    assert!(took >= connect_timeout, "gave up after {took:?}");
+    let (_, detail) = seen.last().unwrap().cause().unwrap();
+    assert!(
+        detail.as_str().contains("(wrong key or no server)"),
+        "{detail}"
+    );
+    assert!(detail.as_str().contains("1.2 s"), "{detail}");
 }

@@ -43,7 +43,7 @@ fn start_server(port: u16, key: PathBuf) -> ServerProcess {
 async fn connect(server: ServerProcess, heartbeat: HeartbeatConfig) -> (S0, Arc<UdpStats>) {
     let options = UdpOptions {
         probe_interval: Duration::from_millis(100),
-        handshake_timeout: Duration::from_secs(2),
+        handshake_timeout: Some(Duration::from_secs(2)),
         ..UdpOptions::with_psk(PSK.to_vec())
     };
     let connector = UdpConnector::new("127.0.0.1", server.port, options).unwrap();
@@ -65,7 +65,9 @@ async fn recover_in_one_clean_cycle(s0: S0, lost: Lost) {
         .map(|e| match e {
             Lifecycle::Connecting { generation, .. } => format!("connecting {generation}"),
             Lifecycle::Connected { generation, .. } => format!("connected {generation}"),
-            Lifecycle::Disconnected { generation, reason } => {
+            Lifecycle::Disconnected {
+                generation, reason, ..
+            } => {
                 format!("disconnected {generation} {reason}")
             }
             Lifecycle::Waiting { .. } => "waiting".to_string(),

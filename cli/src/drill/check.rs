@@ -76,7 +76,7 @@ impl LifecycleCheck {
         use Lifecycle as L;
         let stage = self.stage;
         let bad = |what: &str| Err(format!("{what} (after {})", describe(stage)));
-        let next = match (*event, stage) {
+        let next = match (event.clone(), stage) {
             (_, Stage::Terminal) => return bad(&format!("{} after the end", event.name())),
             (L::Connecting { generation, .. }, Stage::Start | Stage::Waiting) => {
                 let want = self.last_generation + 1;
@@ -159,6 +159,7 @@ mod tests {
         Lifecycle::Disconnected {
             generation,
             reason: R::Reset,
+            detail: tether_core::Detail::none(),
         }
     }
     const WAIT: Lifecycle = Lifecycle::Waiting {
@@ -172,6 +173,7 @@ mod tests {
             generation: 2,
             attempt: 1,
             reason: R::ConnectRefused,
+            detail: "refused".into(),
         };
         let c = run(&[
             dial(1),
@@ -186,6 +188,7 @@ mod tests {
             Lifecycle::Disconnected {
                 generation: 3,
                 reason: R::ClosedLocally,
+                detail: "closed by the application".into(),
             },
             Lifecycle::Closed,
         ]);

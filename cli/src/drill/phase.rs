@@ -24,6 +24,8 @@ pub struct ClientOutcome {
     /// From the fault to the `disconnected` of `generation_before`.
     pub detect: Option<Duration>,
     pub reason: Option<DisconnectReason>,
+    /// What the client said about that disconnect, in words.
+    pub detail: Option<String>,
     /// From the fault to the `connected` of `generation_after` (the first
     /// one after the fault, unless that connection failed again).
     pub reconnect: Option<Duration>,
@@ -251,9 +253,9 @@ fn find_disconnect(
     g: Option<u64>,
 ) -> Option<(Instant, DisconnectReason)> {
     events.iter().find_map(|(at, e)| match *e {
-        Lifecycle::Disconnected { generation, reason } if Some(generation) == g => {
-            Some((*at, reason))
-        }
+        Lifecycle::Disconnected {
+            generation, reason, ..
+        } if Some(generation) == g => Some((*at, reason)),
         _ => None,
     })
 }
@@ -285,6 +287,12 @@ fn judge(
     let disconnect = find_disconnect(window, live);
     let detect = disconnect.map(|(at, _)| at.saturating_duration_since(t0));
     let reason = disconnect.map(|(_, r)| r);
+    let detail = window.iter().find_map(|(_, e)| match e {
+        Lifecycle::Disconnected {
+            generation, detail, ..
+        } if Some(*generation) == live => Some(detail.to_string()),
+        _ => None,
+    });
     let after = log.check.connected().filter(|&g| Some(g) > live);
     let reconnect = find_connected(window, after).map(|at| at.saturating_duration_since(t0));
 
@@ -294,7 +302,8 @@ fn judge(
         (Some(_), Some(d), Some(r)) => {
             if !expected.contains(&r) {
                 problems.push(format!(
-                    "reason {r}, expected {}",
+                    "reason {r} ({}), expected {}",
+                    detail.as_deref().unwrap_or(""),
                     fault.expected_text(world.scheme)
                 ));
             }
@@ -310,9 +319,16 @@ fn judge(
         (Some(_), Some(_), None) => unreachable!("a detection always has a reason"),
     }
     for (_, e) in window {
-        if let Lifecycle::Disconnected { generation, reason } = *e {
-            if Some(generation) != live && !expected.contains(&reason) {
-                problems.push(format!("connection #{generation} dropped again: {reason}"));
+        if let Lifecycle::Disconnected {
+            generation,
+            reason,
+            detail,
+        } = e
+        {
+            if Some(*generation) != live && !expected.contains(reason) {
+                problems.push(format!(
+                    "connection #{generation} dropped again: {reason} ({detail})"
+                ));
             }
         }
     }
@@ -330,10 +346,11 @@ fn judge(
         generation_after: after,
         detect,
         reason,
+        detail,
         reconnect,
         events: window
             .iter()
-            .map(|(at, e)| (at.saturating_duration_since(t0), *e))
+            .map(|(at, e)| (at.saturating_duration_since(t0), e.clone()))
             .collect(),
         problems,
     }

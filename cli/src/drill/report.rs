@@ -230,6 +230,7 @@ fn phase_text(p: &PhaseReport) -> String {
         "gen",
         "detected",
         "reason",
+        "why",
         "reconnected",
         "events",
         "check",
@@ -248,6 +249,7 @@ fn phase_text(p: &PhaseReport) -> String {
             format!("{}→{}", gen(c.generation_before), gen(c.generation_after)),
             time(c.detect),
             c.reason.map_or("-", DisconnectReason::as_str).to_string(),
+            c.detail.as_deref().map_or("-".to_string(), short_detail),
             time(c.reconnect),
             events.join(" "),
             check,
@@ -255,6 +257,17 @@ fn phase_text(p: &PhaseReport) -> String {
     }
     out.push_str(&table.render("  "));
     out
+}
+
+/// A detail cut to table width (whole text in `--json`).
+fn short_detail(detail: &str) -> String {
+    const MAX: usize = 48;
+    if detail.chars().count() <= MAX {
+        detail.to_string()
+    } else {
+        let cut: String = detail.chars().take(MAX - 1).collect();
+        format!("{cut}…")
+    }
 }
 
 fn server_text(reasons: &[DisconnectReason]) -> String {
@@ -280,17 +293,17 @@ pub fn event_text(e: &Lifecycle) -> String {
         Lifecycle::Disconnected { generation, .. } => format!("disconnected#{generation}"),
         Lifecycle::Waiting { .. } => "waiting".into(),
         Lifecycle::Closed => "closed".into(),
-        Lifecycle::GaveUp { reason } => format!("gave_up:{reason}"),
+        Lifecycle::GaveUp { reason, .. } => format!("gave_up:{reason}"),
     }
 }
 
-/// One event as a JSON object.
+/// One event as a JSON object (failures with their `reason` and `detail`).
 pub fn event_json(at: Option<Duration>, e: &Lifecycle) -> Json {
     let mut fields = vec![("event", Json::str(e.name()))];
     if at.is_some() {
         fields.push(("at_ms", Json::ms(at)));
     }
-    match *e {
+    match e {
         Lifecycle::Connecting {
             generation,
             attempt,
@@ -299,28 +312,29 @@ pub fn event_json(at: Option<Duration>, e: &Lifecycle) -> Json {
             generation,
             attempt,
         } => {
-            fields.push(("generation", Json::Int(generation as i64)));
-            fields.push(("attempt", Json::Int(attempt.into())));
+            fields.push(("generation", Json::Int(*generation as i64)));
+            fields.push(("attempt", Json::Int((*attempt).into())));
         }
         Lifecycle::ConnectFailed {
             generation,
             attempt,
-            reason,
+            ..
         } => {
-            fields.push(("generation", Json::Int(generation as i64)));
-            fields.push(("attempt", Json::Int(attempt.into())));
-            fields.push(("reason", Json::str(reason.as_str())));
+            fields.push(("generation", Json::Int(*generation as i64)));
+            fields.push(("attempt", Json::Int((*attempt).into())));
         }
-        Lifecycle::Disconnected { generation, reason } => {
-            fields.push(("generation", Json::Int(generation as i64)));
-            fields.push(("reason", Json::str(reason.as_str())));
+        Lifecycle::Disconnected { generation, .. } => {
+            fields.push(("generation", Json::Int(*generation as i64)));
         }
         Lifecycle::Waiting { attempt, delay } => {
-            fields.push(("attempt", Json::Int(attempt.into())));
-            fields.push(("delay_ms", Json::ms(Some(delay))));
+            fields.push(("attempt", Json::Int((*attempt).into())));
+            fields.push(("delay_ms", Json::ms(Some(*delay))));
         }
-        Lifecycle::GaveUp { reason } => fields.push(("reason", Json::str(reason.as_str()))),
-        Lifecycle::Closed => {}
+        Lifecycle::GaveUp { .. } | Lifecycle::Closed => {}
+    }
+    if let Some((reason, detail)) = e.cause() {
+        fields.push(("reason", Json::str(reason.as_str())));
+        fields.push(("detail", Json::str(detail.as_str())));
     }
     Json::Obj(fields)
 }
@@ -340,6 +354,12 @@ fn phase_json(p: &PhaseReport) -> Json {
                 (
                     "reason",
                     c.reason.map_or(Json::Null, |r| Json::str(r.as_str())),
+                ),
+                (
+                    "detail",
+                    c.detail
+                        .as_ref()
+                        .map_or(Json::Null, |d| Json::str(d.as_str())),
                 ),
                 ("reconnect_ms", Json::ms(c.reconnect)),
                 (

@@ -118,7 +118,7 @@ impl Secrets {
 
     fn udp_options(&self) -> UdpOptions {
         UdpOptions {
-            handshake_timeout: Duration::from_secs(2),
+            handshake_timeout: Some(Duration::from_secs(2)),
             ..UdpOptions::with_psk(self.psk.clone())
         }
     }

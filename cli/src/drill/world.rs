@@ -96,7 +96,7 @@ impl RunningServer {
                         Some(ServerEvent::Accepted { id, .. }) => {
                             open.insert(id);
                         }
-                        Some(ServerEvent::Closed { id, reason }) => {
+                        Some(ServerEvent::Closed { id, reason, .. }) => {
                             open.remove(&id);
                             note(reason);
                         }

@@ -154,5 +154,6 @@ fn handle(printer: &mut Printer, tally: &mut Tally, event: ClientEvent) {
             tally.messages += 1;
             printer.message(m.len());
         }
+        ClientEvent::Failed(cause) => printer.failed(&cause),
     }
 }

@@ -330,11 +330,11 @@ fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
 }
 
 /// A heartbeat that never fires: tether's client always runs one, so
-/// "off" is an interval longer than any probe session (the longest the
-/// liveness rule accepts is just under 49 days in total).
+/// "off" is the longest interval the liveness rule accepts (7 days), longer
+/// than a probe session.
 pub fn silent_heartbeat() -> HeartbeatConfig {
     let day = Duration::from_secs(86_400);
-    HeartbeatConfig::new(day * 40, day, 1)
+    HeartbeatConfig::new(tether_core::limits::MAX_DURATION, day, 1)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use tether_core::supervisor::Lifecycle;
+use tether_core::DisconnectReason;
 
 /// Counts what happened, for the closing summary.
 #[derive(Default)]
@@ -15,6 +16,8 @@ pub struct Tally {
     pub connected: u32,
     disconnects: BTreeMap<&'static str, u32>,
     failed: BTreeMap<&'static str, u32>,
+    /// The last failure's reason and detail, for the summary.
+    last_failure: Option<String>,
     pub messages: u64,
 }
 
@@ -25,10 +28,21 @@ impl Tally {
             Lifecycle::Disconnected { reason, .. } => {
                 *self.disconnects.entry(reason.as_str()).or_default() += 1
             }
+            // An attempt cut short by the probe's own end (`--for`) did not
+            // fail.
+            Lifecycle::ConnectFailed {
+                reason: DisconnectReason::ClosedLocally,
+                ..
+            } => {}
             Lifecycle::ConnectFailed { reason, .. } => {
                 *self.failed.entry(reason.as_str()).or_default() += 1
             }
             _ => {}
+        }
+        if let Some((reason, detail)) = e.cause() {
+            if reason != DisconnectReason::ClosedLocally {
+                self.last_failure = Some(format!("{reason}: {detail}"));
+            }
         }
     }
 
@@ -42,8 +56,12 @@ impl Tally {
                 format!("{n} ({})", detail.join(", "))
             }
         };
+        let last = self
+            .last_failure
+            .as_ref()
+            .map_or(String::new(), |f| format!("; last failure: {f}"));
         format!(
-            "summary: {} connections, disconnects {}, failed attempts {}, {} messages, over {}",
+            "summary: {} connections, disconnects {}, failed attempts {}, {} messages, over {}{last}",
             self.connected,
             list(&self.disconnects),
             list(&self.failed),
@@ -68,6 +86,12 @@ impl Tally {
                 ("failed_attempts", map(&self.failed)),
                 ("messages", Json::Int(self.messages as i64)),
                 ("elapsed_ms", Json::ms(Some(elapsed))),
+                (
+                    "last_failure",
+                    self.last_failure
+                        .as_ref()
+                        .map_or(Json::Null, |f| Json::str(f.as_str())),
+                ),
             ]),
         )])
     }
@@ -125,16 +149,26 @@ impl Printer {
                 generation,
                 attempt,
                 reason,
-            } => format!("gen {generation}, attempt {attempt}: {reason}"),
-            Lifecycle::Disconnected { generation, reason } => {
+                ref detail,
+            } => format!("gen {generation}, attempt {attempt}: {reason}: {detail}"),
+            Lifecycle::Disconnected {
+                generation,
+                reason,
+                ref detail,
+            } => {
                 let up = self.up_since.take().map(|t| now - t).unwrap_or_default();
-                format!("gen {generation}: {reason}, was up {}", fmt::duration(up))
+                format!(
+                    "gen {generation}: {reason}: {detail}, was up {}",
+                    fmt::duration(up)
+                )
             }
             Lifecycle::Waiting { attempt, delay } => {
                 format!("{} before attempt {attempt}", fmt::duration(delay))
             }
             Lifecycle::Closed => "stopped on request".into(),
-            Lifecycle::GaveUp { reason } => format!("last failure: {reason}"),
+            Lifecycle::GaveUp { reason, ref detail } => {
+                format!("last failure: {reason}: {detail}")
+            }
         };
         if !self.json {
             self.emit(format!(
@@ -142,6 +176,30 @@ impl Printer {
                 fmt::utc(SystemTime::now()),
                 format!("+{:.3}s", elapsed.as_secs_f64()),
                 event_text(e).split('#').next().unwrap_or_default(),
+            ));
+        }
+    }
+
+    /// The client failed inside tether (a panic): reported, never silent.
+    pub fn failed(&self, cause: &tether_core::Cause) {
+        let elapsed = self.start.elapsed();
+        if self.json {
+            self.emit(
+                Json::obj([
+                    ("time", Json::str(fmt::utc(SystemTime::now()))),
+                    ("event", Json::str("failed")),
+                    ("at_ms", Json::ms(Some(elapsed))),
+                    ("reason", Json::str(cause.reason.as_str())),
+                    ("detail", Json::str(cause.detail.as_str())),
+                ])
+                .to_string(),
+            );
+        } else {
+            self.emit(format!(
+                "{}  {:>9}  {:<14}  {cause}",
+                fmt::utc(SystemTime::now()),
+                format!("+{:.3}s", elapsed.as_secs_f64()),
+                "failed"
             ));
         }
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::Jitter;
 use crate::error::ConfigError;
+use crate::limits;
 
 /// Settings of an [`ExponentialBackoff`](super::ExponentialBackoff).
 ///
@@ -172,15 +173,14 @@ impl BackoffConfig {
                 "must be greater than zero (a zero delay makes a reconnect busy-loop)",
             ));
         }
-        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return Err(ConfigError::new(
-                "backoff.multiplier",
-                format!(
-                    "must be a finite number of at least 1.0, got {}",
-                    self.multiplier
-                ),
-            ));
+        limits::positive_duration("backoff.initial", self.initial)?;
+        limits::factor("backoff.multiplier", self.multiplier)?;
+        limits::bounded_duration("backoff.max_delay", self.max_delay)?;
+        if let Some(d) = self.max_elapsed {
+            limits::bounded_duration("backoff.max_elapsed", d)?;
         }
+        limits::bounded_duration("backoff.min_connect_timeout", self.min_connect_timeout)?;
+        limits::bounded_duration("backoff.healthy_after", self.healthy_after)?;
         if self.max_delay < self.initial {
             return Err(ConfigError::new(
                 "backoff.max_delay",
@@ -338,7 +338,22 @@ mod tests {
             d().with_max_delay(Duration::from_secs(1)).validate(),
             Ok(())
         );
-        assert_eq!(d().with_max_delay(Duration::MAX).validate(), Ok(()));
+        assert_eq!(
+            d().with_max_delay(crate::limits::MAX_DURATION).validate(),
+            Ok(())
+        );
+        // One past each bound names its field.
+        let over = crate::limits::MAX_DURATION + Duration::from_millis(1);
+        assert_eq!(
+            field_of(d().with_max_delay(Duration::MAX)),
+            "backoff.max_delay"
+        );
+        assert_eq!(field_of(d().with_max_delay(over)), "backoff.max_delay");
+        assert_eq!(field_of(d().with_multiplier(1e300)), "backoff.multiplier");
+        assert_eq!(
+            field_of(d().with_min_connect_timeout(over)),
+            "backoff.min_connect_timeout"
+        );
         assert_eq!(
             d().with_jitter(Jitter::Proportional(0.0)).validate(),
             Ok(())

@@ -222,17 +222,21 @@ mod tests {
     fn huge_attempt_counts_saturate_at_the_cap() {
         let mut b = exact(
             BackoffConfig::default()
-                .with_multiplier(f64::MAX)
-                .with_max_delay(Duration::MAX),
+                .with_multiplier(crate::limits::MAX_FACTOR)
+                .with_max_delay(crate::limits::MAX_DURATION),
         );
         let now = Instant::now();
         assert_eq!(b.next_delay(now), Some(secs(1)));
-        assert_eq!(b.next_delay(now), Some(Duration::MAX));
+        assert_eq!(b.next_delay(now), Some(secs(1000)));
+        assert_eq!(
+            b.next_delay(now),
+            Some(secs(1_000_000).min(crate::limits::MAX_DURATION))
+        );
         b.attempt = u32::MAX - 1;
-        assert_eq!(b.next_delay(now), Some(Duration::MAX));
-        assert_eq!(b.next_delay(now), Some(Duration::MAX));
+        assert_eq!(b.next_delay(now), Some(crate::limits::MAX_DURATION));
+        assert_eq!(b.next_delay(now), Some(crate::limits::MAX_DURATION));
         assert_eq!(b.attempt(), u32::MAX);
-        assert_eq!(b.connect_timeout(), Duration::MAX);
+        assert_eq!(b.connect_timeout(), crate::limits::MAX_DURATION);
     }
 
     #[test]
@@ -246,8 +250,8 @@ mod tests {
         ] {
             let cfg = BackoffConfig::default()
                 .with_initial(Duration::from_nanos(1))
-                .with_multiplier(1e300)
-                .with_max_delay(Duration::MAX)
+                .with_multiplier(crate::limits::MAX_FACTOR)
+                .with_max_delay(crate::limits::MAX_DURATION)
                 .with_jitter(jitter)
                 .with_seed(9);
             let mut b = ExponentialBackoff::new(cfg).unwrap();

@@ -3,7 +3,7 @@
 //! registry holding millions of peers.
 
 use super::ticks::ms_ceil;
-use crate::ConfigError;
+use crate::{limits, ConfigError};
 use std::time::Duration;
 
 /// Application heartbeat: ping after `interval` of silence, expect any
@@ -37,18 +37,8 @@ impl HeartbeatConfig {
 
     /// Checks the values; see the field docs.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval.is_zero() {
-            return Err(ConfigError::new(
-                "heartbeat.interval",
-                "must be greater than zero",
-            ));
-        }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new(
-                "heartbeat.timeout",
-                "must be greater than zero",
-            ));
-        }
+        limits::positive_duration("heartbeat.interval", self.interval)?;
+        limits::positive_duration("heartbeat.timeout", self.timeout)?;
         if self.max_missed == 0 {
             return Err(ConfigError::new(
                 "heartbeat.max_missed",
@@ -105,18 +95,8 @@ impl IdleTimeoutConfig {
 
     /// Checks the values; see the field docs.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.keepalive.is_zero() {
-            return Err(ConfigError::new(
-                "idle.keepalive",
-                "must be greater than zero",
-            ));
-        }
-        if !self.factor.is_finite() || self.factor < 1.0 {
-            return Err(ConfigError::new(
-                "idle.factor",
-                "must be a finite number >= 1.0",
-            ));
-        }
+        limits::positive_duration("idle.keepalive", self.keepalive)?;
+        limits::factor("idle.factor", self.factor)?;
         if self.keepalive.as_secs_f64() * self.factor > f64::from(u32::MAX) / 1000.0 {
             return Err(ConfigError::new("idle", "timeout must be under 49 days"));
         }

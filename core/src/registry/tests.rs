@@ -278,8 +278,8 @@ fn deadlines_past_49_days_and_huge_tick_boundaries() {
     let t0 = Instant::now();
     let days = |d: u64| Duration::from_secs(d * 86_400);
     let policy = Policy::IdleTimeout(IdleTimeoutConfig {
-        keepalive: days(49),
-        factor: 1.0,
+        keepalive: days(7),
+        factor: 7.0,
     });
     let mut reg = Registry::new(policy, t0).unwrap();
     // Cross the 2^36 ms (~795 days) and 2^42 ms boundaries of the wheel.

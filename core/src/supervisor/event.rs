@@ -1,6 +1,6 @@
 //! Lifecycle events and driver actions of the supervisor.
 
-use crate::DisconnectReason;
+use crate::{Detail, DisconnectReason};
 use std::time::Duration;
 
 /// One step in the life of a supervised connection.
@@ -10,7 +10,7 @@ use std::time::Duration;
 /// either `ConnectFailed` or `Connected` followed later by exactly one
 /// `Disconnected`. Between generations it emits `Waiting`. The stream ends
 /// with exactly one `Closed` or `GaveUp`, after which nothing is emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lifecycle {
     /// A connection attempt starts.
     Connecting {
@@ -34,6 +34,8 @@ pub enum Lifecycle {
         attempt: u32,
         /// Refused, timed out, unreachable, protocol error, ...
         reason: DisconnectReason,
+        /// What went wrong, in words (the OS error, the TLS alert, ...).
+        detail: Detail,
     },
     /// An established connection ended.
     Disconnected {
@@ -41,6 +43,8 @@ pub enum Lifecycle {
         generation: u64,
         /// Why it ended.
         reason: DisconnectReason,
+        /// What happened, in words.
+        detail: Detail,
     },
     /// Waiting before the next attempt.
     Waiting {
@@ -55,6 +59,8 @@ pub enum Lifecycle {
     GaveUp {
         /// The reason of the last failure.
         reason: DisconnectReason,
+        /// The detail of the last failure, and which limit was reached.
+        detail: Detail,
     },
 }
 
@@ -69,6 +75,17 @@ impl Lifecycle {
             Self::Waiting { .. } => "waiting",
             Self::Closed => "closed",
             Self::GaveUp { .. } => "gave_up",
+        }
+    }
+
+    /// The reason and detail of a `ConnectFailed`, `Disconnected` or
+    /// `GaveUp`.
+    pub fn cause(&self) -> Option<(DisconnectReason, &Detail)> {
+        match self {
+            Self::ConnectFailed { reason, detail, .. }
+            | Self::Disconnected { reason, detail, .. }
+            | Self::GaveUp { reason, detail } => Some((*reason, detail)),
+            _ => None,
         }
     }
 

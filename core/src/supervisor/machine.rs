@@ -2,7 +2,7 @@
 
 use super::event::{Action, Lifecycle};
 use crate::backoff::Backoff;
-use crate::DisconnectReason;
+use crate::{Cause, DisconnectReason};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -120,40 +120,48 @@ impl<B: Backoff> Supervisor<B> {
         }
     }
 
-    /// The dial of `generation` failed with `reason` at `now`.
+    /// The dial of `generation` failed at `now`: `cause` is a
+    /// [`DisconnectReason`] or a [`Cause`] with its detail.
     pub fn handle_connect_failed(
         &mut self,
         generation: u64,
-        reason: DisconnectReason,
+        cause: impl Into<Cause>,
         now: Instant,
     ) -> bool {
         match self.state {
             State::Connecting { generation: g, .. } if g == generation => {
+                let cause = cause.into();
                 self.events.push_back(Lifecycle::ConnectFailed {
                     generation,
                     attempt: self.attempt,
-                    reason,
+                    reason: cause.reason,
+                    detail: cause.detail.clone(),
                 });
-                self.wait_or_give_up(reason, now);
+                self.wait_or_give_up(cause, now);
                 true
             }
             _ => false,
         }
     }
 
-    /// The established connection `generation` ended with `reason` at `now`.
+    /// The established connection `generation` ended at `now`: `cause` is
+    /// a [`DisconnectReason`] or a [`Cause`] with its detail.
     pub fn handle_disconnected(
         &mut self,
         generation: u64,
-        reason: DisconnectReason,
+        cause: impl Into<Cause>,
         now: Instant,
     ) -> bool {
         match self.state {
             State::Connected { generation: g, .. } if g == generation => {
-                self.events
-                    .push_back(Lifecycle::Disconnected { generation, reason });
+                let cause = cause.into();
+                self.events.push_back(Lifecycle::Disconnected {
+                    generation,
+                    reason: cause.reason,
+                    detail: cause.detail.clone(),
+                });
                 self.backoff.on_disconnected(now);
-                self.wait_or_give_up(reason, now);
+                self.wait_or_give_up(cause, now);
                 true
             }
             _ => false,
@@ -169,6 +177,7 @@ impl<B: Backoff> Supervisor<B> {
                 self.events.push_back(Lifecycle::Disconnected {
                     generation,
                     reason: DisconnectReason::ClosedLocally,
+                    detail: "closed by the application".into(),
                 });
             }
             State::Connecting { generation, .. } => {
@@ -177,6 +186,7 @@ impl<B: Backoff> Supervisor<B> {
                     generation,
                     attempt: self.attempt,
                     reason: DisconnectReason::ClosedLocally,
+                    detail: "closed by the application while connecting".into(),
                 });
             }
             State::Idle | State::Waiting { .. } => {}
@@ -195,7 +205,15 @@ impl<B: Backoff> Supervisor<B> {
                 deadline,
             } if now >= deadline => {
                 self.actions.push_back(Action::AbortDial { generation });
-                self.handle_connect_failed(generation, DisconnectReason::ConnectTimeout, now);
+                let waited = self.backoff.connect_timeout();
+                self.handle_connect_failed(
+                    generation,
+                    Cause::new(
+                        DisconnectReason::ConnectTimeout,
+                        format!("no connection within {}", crate::cause::human(waited)),
+                    ),
+                    now,
+                );
             }
             _ => {}
         }
@@ -241,7 +259,7 @@ impl<B: Backoff> Supervisor<B> {
         });
     }
 
-    fn wait_or_give_up(&mut self, reason: DisconnectReason, now: Instant) {
+    fn wait_or_give_up(&mut self, cause: Cause, now: Instant) {
         match self.backoff.next_delay(now) {
             Some(delay) => {
                 let until = now
@@ -255,7 +273,19 @@ impl<B: Backoff> Supervisor<B> {
             }
             None => {
                 self.state = State::GaveUp;
-                self.events.push_back(Lifecycle::GaveUp { reason });
+                let detail = format!(
+                    "{} (gave up after attempt {})",
+                    if cause.detail.is_empty() {
+                        cause.reason.describe()
+                    } else {
+                        cause.detail.as_str()
+                    },
+                    self.backoff.attempt()
+                );
+                self.events.push_back(Lifecycle::GaveUp {
+                    reason: cause.reason,
+                    detail: detail.into(),
+                });
             }
         }
     }

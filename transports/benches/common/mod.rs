@@ -231,6 +231,7 @@ impl Supervised {
                 ClientEvent::Lifecycle(Lifecycle::Connected { .. }) => break,
                 ClientEvent::Lifecycle(_) => {}
                 ClientEvent::Message(_) => unreachable!("no message sent yet"),
+                ClientEvent::Failed(cause) => panic!("the client failed: {cause}"),
             }
         }
         let handle = client.handle();
@@ -277,6 +278,7 @@ impl EchoPair for Supervised {
                             burst += 1;
                         }
                         ClientEvent::Lifecycle(step) => panic!("connection changed: {step:?}"),
+                        ClientEvent::Failed(cause) => panic!("the client failed: {cause}"),
                     }
                 }
                 received += burst;

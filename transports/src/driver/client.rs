@@ -3,17 +3,20 @@
 
 use super::batch::gather;
 use super::clock::{earliest, now, Timer};
+use super::guarded::spawn_guarded;
 use crate::link::Link;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
+use tether_core::cause::human;
 use tether_core::codec::Frame;
 use tether_core::liveness::{HeartbeatConfig, Liveness, LivenessAction, Monitor};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
-use tether_core::{ConfigError, ConnectError, DisconnectReason, Reconnect};
+use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason, Reconnect};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -25,7 +28,7 @@ pub struct ClientConfig {
     /// Waiting between connection attempts.
     pub backoff: BackoffConfig,
     /// Messages kept while disconnected; when full, `send` waits and
-    /// `try_send` fails. Must be at least 1.
+    /// `try_send` fails. From 1 to [`MAX_QUEUE`].
     pub max_pending: usize,
 }
 
@@ -44,11 +47,26 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.heartbeat.validate()?;
         self.backoff.validate()?;
-        if self.max_pending == 0 {
-            return Err(ConfigError::new("client.max_pending", "must be at least 1"));
-        }
-        Ok(())
+        check_queue("client.max_pending", self.max_pending)
     }
+}
+
+/// The largest queue length any tether queue accepts (client
+/// `max_pending`, server `send_queue`): 16,777,216 messages.
+pub const MAX_QUEUE: usize = 1 << 24;
+
+/// Checks a queue length setting: 1 ..= [`MAX_QUEUE`].
+pub(crate) fn check_queue(field: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(field, "must be at least 1"));
+    }
+    if value > MAX_QUEUE {
+        return Err(ConfigError::new(
+            field,
+            format!("{value} is more than the maximum of {MAX_QUEUE}"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a supervised client reports.
@@ -58,6 +76,22 @@ pub enum ClientEvent {
     Lifecycle(Lifecycle),
     /// An application message from the peer.
     Message(Bytes),
+    /// tether failed internally (a panic in the client's task): the client
+    /// has ended. Reason `Internal`, the detail carries the panic message.
+    /// Terminal, like `Closed` and `GaveUp`; a connection that was up was
+    /// reported `Disconnected` (reason `Internal`) just before.
+    Failed(Cause),
+}
+
+impl ClientEvent {
+    /// True for the last event of a client: `Closed`, `GaveUp`, `Failed`.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::Lifecycle(step) => step.is_terminal(),
+            Self::Message(_) => false,
+            Self::Failed(_) => true,
+        }
+    }
 }
 
 /// Why a message was not accepted.
@@ -154,6 +188,7 @@ impl ClientHandle {
 ///     match event {
 ///         ClientEvent::Lifecycle(step) => println!("{step:?}"),
 ///         ClientEvent::Message(msg) => println!("got {} bytes", msg.len()),
+///         ClientEvent::Failed(cause) => eprintln!("tether failed: {cause}"),
 ///     }
 /// }
 /// # Ok(()) }
@@ -182,6 +217,7 @@ impl Client {
         // peer stopped reading: the same verdict the heartbeat would reach.
         let write_timeout = config.heartbeat.detection_bound();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
+        let live = Arc::new(AtomicU64::new(0));
         let driver = Driver {
             connector: Arc::new(connector),
             supervisor: Supervisor::new(backoff),
@@ -195,10 +231,22 @@ impl Client {
             data_rx,
             data_open: true,
             control_rx,
-            events: events_tx,
+            events: events_tx.clone(),
+            live: live.clone(),
             write_timeout,
         };
-        tokio::spawn(driver.run());
+        spawn_guarded(driver.run(), move |text| {
+            let cause = Cause::new(DisconnectReason::Internal, text);
+            let generation = live.load(Ordering::Acquire);
+            if generation != 0 {
+                let _ = events_tx.send(ClientEvent::Lifecycle(Lifecycle::Disconnected {
+                    generation,
+                    reason: cause.reason,
+                    detail: cause.detail.clone(),
+                }));
+            }
+            let _ = events_tx.send(ClientEvent::Failed(cause));
+        });
         Ok(Self {
             handle: ClientHandle {
                 data: data_tx,
@@ -259,6 +307,8 @@ struct Driver<R: Reconnect> {
     data_open: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
     events: mpsc::UnboundedSender<ClientEvent>,
+    /// The generation that is up (0: none), for the report of a panic.
+    live: Arc<AtomicU64>,
     write_timeout: Duration,
 }
 
@@ -331,7 +381,7 @@ where
                             Ok(result) => result,
                             Err(_) => Err(ConnectError::new(
                                 DisconnectReason::ConnectTimeout,
-                                format!("no connection within {timeout:?}"),
+                                connector.timeout_detail(timeout),
                             )),
                         }
                     };
@@ -354,6 +404,22 @@ where
             }
         }
         while let Some(step) = self.supervisor.poll_event() {
+            match &step {
+                Lifecycle::Connected { generation, .. } => {
+                    self.live.store(*generation, Ordering::Release);
+                }
+                Lifecycle::Disconnected { .. } => self.live.store(0, Ordering::Release),
+                _ => {}
+            }
+            if let Some((reason, detail)) = step.cause() {
+                tracing::info!(
+                    peer = %self.connector.peer(),
+                    event = step.name(),
+                    %reason,
+                    %detail,
+                    "connection event"
+                );
+            }
             let _ = self.events.send(ClientEvent::Lifecycle(step));
         }
     }
@@ -373,9 +439,8 @@ where
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, "connection attempt failed");
                 self.supervisor
-                    .handle_connect_failed(generation, e.reason, at);
+                    .handle_connect_failed(generation, e.cause(), at);
             }
         }
     }
@@ -383,7 +448,7 @@ where
     fn on_frame(&mut self, frame: Result<Frame, DisconnectReason>) {
         match frame {
             Ok(frame) => self.take_frame(frame),
-            Err(reason) => self.lose_link(reason),
+            Err(reason) => self.lose_link(reason.into()),
         }
     }
 
@@ -446,8 +511,12 @@ where
                     self.write(Frame::Ping(payload)).await;
                 }
                 LivenessAction::Dead { reason, silent_for } => {
-                    tracing::debug!(?silent_for, "peer silent past the heartbeat bound");
-                    self.lose_link(reason);
+                    let detail = format!(
+                        "nothing received for {} (heartbeat bound {})",
+                        human(silent_for),
+                        human(self.monitor.detection_bound()),
+                    );
+                    self.lose_link(Cause::new(reason, detail));
                 }
             }
         }
@@ -477,8 +546,14 @@ where
         let io = link.transmit(&mut frames, &mut self.inbox);
         let outcome = tokio::select! {
             written = tokio::time::timeout(self.write_timeout, io) => match written {
-                Ok(result) => result.map_err(Some),
-                Err(_) => Err(Some(DisconnectReason::Timeout)),
+                Ok(result) => result.map_err(|r| Some(Cause::from(r))),
+                Err(_) => Err(Some(Cause::new(
+                    DisconnectReason::Timeout,
+                    format!(
+                        "a write did not complete within {}: the peer stopped reading",
+                        human(self.write_timeout)
+                    ),
+                ))),
             },
             control = self.control_rx.recv() => match control {
                 Some(Control::Close) | None => Err(None),
@@ -495,8 +570,8 @@ where
                 }
                 true
             }
-            Err(Some(reason)) => {
-                self.lose_link(reason);
+            Err(Some(cause)) => {
+                self.lose_link(cause);
                 false
             }
             Err(None) => {
@@ -506,12 +581,12 @@ where
         }
     }
 
-    fn lose_link(&mut self, reason: DisconnectReason) {
+    fn lose_link(&mut self, cause: Cause) {
         if let Some((generation, link)) = self.link.take() {
             drop(link);
             self.pongs_due.clear();
             self.supervisor
-                .handle_disconnected(generation, reason, now());
+                .handle_disconnected(generation, cause, now());
         }
     }
 }

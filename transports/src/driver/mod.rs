@@ -7,7 +7,8 @@
 mod batch;
 mod client;
 mod clock;
+pub(crate) mod guarded;
 mod server;
 
-pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
+pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError, MAX_QUEUE};
 pub use server::{Acceptor, Server, ServerConfig, ServerEvent, ServerSendError};

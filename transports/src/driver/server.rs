@@ -2,7 +2,9 @@
 //! liveness in one registry, and reports each connection's end exactly once.
 
 use super::batch::gather;
+use super::client::check_queue;
 use super::clock::{now, Timer};
+use super::guarded::spawn_guarded;
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,10 +15,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tether_core::cause::human;
 use tether_core::codec::Frame;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::registry::{ConnId, Registry, RegistryEvent};
-use tether_core::{ConfigError, DisconnectReason, HandleError};
+use tether_core::{Cause, ConfigError, Detail, DisconnectReason, HandleError};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -26,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 #[async_trait]
 pub trait Acceptor: Send + 'static {
     /// Waits for the next connection, handshake included.
+    ///
+    /// An error of kind `NotConnected` means the acceptor is finished for
+    /// good (its listening task ended): the server then fails (`Failed`)
+    /// instead of retrying forever. Any other error is passing (a failed
+    /// handshake, out of descriptors) and the server keeps accepting.
     async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)>;
     /// The bound address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
@@ -42,7 +50,8 @@ pub struct ServerConfig {
     /// Liveness rule for every connection: the server pings silent clients
     /// (`Heartbeat`, default) or only drops them (`IdleTimeout`).
     pub policy: Policy,
-    /// Frames queued per connection before `try_send` reports `Full`.
+    /// Frames queued per connection before `try_send` reports `Full`:
+    /// 1 ..= [`super::MAX_QUEUE`].
     pub send_queue: usize,
 }
 
@@ -59,10 +68,7 @@ impl ServerConfig {
     /// Checks every value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
-        if self.send_queue == 0 {
-            return Err(ConfigError::new("server.send_queue", "must be at least 1"));
-        }
-        Ok(())
+        check_queue("server.send_queue", self.send_queue)
     }
 }
 
@@ -90,7 +96,13 @@ pub enum ServerEvent {
         id: ConnId,
         /// Why it ended.
         reason: DisconnectReason,
+        /// What happened, in words.
+        detail: Detail,
     },
+    /// tether failed internally (a panic in the server's tasks): the
+    /// server has stopped. Every connection still open was reported
+    /// `Closed` (reason `Internal`) before it; nothing follows.
+    Failed(Cause),
 }
 
 /// Why a message could not be queued for a connection.
@@ -115,18 +127,22 @@ pub enum ServerSendError {
 struct Conn {
     tx: mpsc::Sender<Frame>,
     cancel: CancellationToken,
-    reason: Arc<OnceLock<DisconnectReason>>,
+    reason: Arc<OnceLock<Cause>>,
     /// Set by the connection's task when it asks the hub for a touch,
     /// cleared by the hub: one touch in flight covers a burst of frames.
     touch_queued: Arc<AtomicBool>,
 }
 
 impl Conn {
-    /// Ends the connection with `reason` unless it is already ending.
-    fn end(&self, reason: DisconnectReason) -> bool {
-        let first = self.reason.set(reason).is_ok();
+    /// Ends the connection with `cause` unless it is already ending.
+    fn end(&self, cause: impl Into<Cause>) -> bool {
+        let first = self.reason.set(cause.into()).is_ok();
         self.cancel.cancel();
         first
+    }
+
+    fn ending(&self) -> bool {
+        self.reason.get().is_some()
     }
 }
 
@@ -136,6 +152,38 @@ enum HubMsg {
     Accepted(BoxLink, SocketAddr),
     Touch(ConnId),
     Ended(ConnId),
+    /// A task of the server panicked (the text says where and why).
+    Failed(String),
+}
+
+/// What the server reports when its hub fails: every open connection
+/// closed as `Internal`, then `Failed`.
+struct Failure {
+    conns: Conns,
+    events: mpsc::UnboundedSender<ServerEvent>,
+    shutdown: CancellationToken,
+}
+
+impl Failure {
+    fn report(self, text: String) {
+        self.shutdown.cancel();
+        let cause = Cause::new(DisconnectReason::Internal, text);
+        let conns: Vec<(ConnId, Conn)> = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (id, conn) in conns {
+            conn.end(cause.clone());
+            let _ = self.events.send(ServerEvent::Closed {
+                id,
+                reason: cause.reason,
+                detail: cause.detail.clone(),
+            });
+        }
+        let _ = self.events.send(ServerEvent::Failed(cause));
+    }
 }
 
 /// A supervised server.
@@ -185,17 +233,28 @@ impl Server {
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
-        let accept_task = tokio::spawn(accept_loop(acceptor, hub_tx.clone(), shutdown.clone()));
+        let failed = hub_tx.clone();
+        let accept_task = spawn_guarded(
+            accept_loop(acceptor, hub_tx.clone(), shutdown.clone()),
+            move |text| {
+                let _ = failed.send(HubMsg::Failed(text));
+            },
+        );
         let hub = Hub {
             registry,
             conns: conns.clone(),
             hub_tx,
-            events: events_tx,
+            events: events_tx.clone(),
             send_queue: config.send_queue,
             shutdown: shutdown.clone(),
             origin: now(),
         };
-        let hub_task = tokio::spawn(hub.run(hub_rx));
+        let failed = Failure {
+            conns: conns.clone(),
+            events: events_tx,
+            shutdown: shutdown.clone(),
+        };
+        let hub_task = spawn_guarded(hub.run(hub_rx), move |text| failed.report(text));
         Ok(Self {
             conns,
             events: events_rx,
@@ -251,7 +310,7 @@ impl Server {
         let (tx, frame) = {
             let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
             let conn = match conns.get(&id) {
-                Some(conn) if conn.reason.get().is_none() => conn,
+                Some(conn) if !conn.ending() => conn,
                 _ => return Err(HandleError::Stale.into()),
             };
             match conn.tx.try_send(Frame::Data(data)) {
@@ -270,7 +329,7 @@ impl Server {
         self.check_size(&data)?;
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         match conns.get(&id) {
-            Some(conn) if conn.reason.get().is_none() => {
+            Some(conn) if !conn.ending() => {
                 conn.tx.try_send(Frame::Data(data)).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
                     mpsc::error::TrySendError::Closed(_) => HandleError::Stale.into(),
@@ -286,7 +345,7 @@ impl Server {
     pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         match conns.get(&id) {
-            Some(conn) if conn.end(DisconnectReason::ClosedLocally) => Ok(()),
+            Some(conn) if conn.end(closed_by_application()) => Ok(()),
             _ => Err(HandleError::Stale),
         }
     }
@@ -311,9 +370,16 @@ impl Drop for Server {
         }
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         for conn in conns.values() {
-            conn.end(DisconnectReason::ClosedLocally);
+            conn.end(Cause::new(
+                DisconnectReason::ClosedLocally,
+                "the server was dropped",
+            ));
         }
     }
+}
+
+fn closed_by_application() -> Cause {
+    Cause::new(DisconnectReason::ClosedLocally, "closed by the application")
 }
 
 async fn accept_loop<A: Acceptor>(
@@ -331,6 +397,10 @@ async fn accept_loop<A: Acceptor>(
                 if hub.send(HubMsg::Accepted(link, peer)).is_err() {
                     return;
                 }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                let _ = hub.send(HubMsg::Failed(format!("the acceptor stopped: {e}")));
+                return;
             }
             Err(e) => {
                 // Out of descriptors, a failed handshake, ...: keep serving.
@@ -365,11 +435,13 @@ impl Hub {
                 () = self.shutdown.cancelled(), if !shutting_down => {
                     shutting_down = true;
                     for conn in self.lock().values() {
-                        conn.end(DisconnectReason::ClosedLocally);
+                        conn.end(Cause::new(DisconnectReason::ClosedLocally, "the server shut down"));
                     }
                 }
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.on_msg(msg, shutting_down),
+                    Some(msg) => if !self.on_msg(msg, shutting_down) {
+                        return;
+                    },
                     None => return,
                 },
                 () = timer.fired() => self.on_timer(),
@@ -381,13 +453,14 @@ impl Hub {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn on_msg(&mut self, msg: HubMsg, shutting_down: bool) {
+    /// Handles one message; `false` when the hub must stop (the server
+    /// failed).
+    fn on_msg(&mut self, msg: HubMsg, shutting_down: bool) -> bool {
         match msg {
             HubMsg::Accepted(link, peer) => {
-                if shutting_down {
-                    return;
+                if !shutting_down {
+                    self.on_accepted(link, peer);
                 }
-                self.on_accepted(link, peer);
             }
             HubMsg::Touch(id) => {
                 // Cleared before reading the clock: a frame after this
@@ -400,11 +473,30 @@ impl Hub {
             HubMsg::Ended(id) => {
                 let _ = self.registry.remove(id);
                 if let Some(conn) = self.lock().remove(&id) {
-                    let reason = conn.reason.get().copied().unwrap_or(DisconnectReason::Io);
-                    let _ = self.events.send(ServerEvent::Closed { id, reason });
+                    let cause = conn
+                        .reason
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(|| DisconnectReason::Io.into());
+                    tracing::info!(?id, reason = %cause.reason, detail = %cause.detail, "connection closed");
+                    let _ = self.events.send(ServerEvent::Closed {
+                        id,
+                        reason: cause.reason,
+                        detail: cause.detail,
+                    });
                 }
             }
+            HubMsg::Failed(text) => {
+                Failure {
+                    conns: self.conns.clone(),
+                    events: self.events.clone(),
+                    shutdown: self.shutdown.clone(),
+                }
+                .report(text);
+                return false;
+            }
         }
+        true
     }
 
     fn on_accepted(&mut self, mut link: BoxLink, peer: SocketAddr) {
@@ -423,6 +515,8 @@ impl Hub {
             reason: Arc::new(OnceLock::new()),
             touch_queued: Arc::new(AtomicBool::new(false)),
         };
+        let reason = conn.reason.clone();
+        let hub = self.hub_tx.clone();
         let task = ConnTask {
             id,
             link,
@@ -438,7 +532,11 @@ impl Hub {
         };
         self.lock().insert(id, conn);
         let _ = self.events.send(ServerEvent::Accepted { id, peer });
-        tokio::spawn(task.run());
+        // A panic in one connection's task ends that connection alone.
+        spawn_guarded(task.run(), move |text| {
+            let _ = reason.set(Cause::new(DisconnectReason::Internal, text));
+            let _ = hub.send(HubMsg::Ended(id));
+        });
     }
 
     fn on_timer(&mut self) {
@@ -454,9 +552,16 @@ impl Hub {
                         let _ = conn.tx.try_send(Frame::Ping(stamp));
                     }
                 }
-                RegistryEvent::Expired { id, .. } => {
+                RegistryEvent::Expired { id, silent_for, .. } => {
                     if let Some(conn) = conns.get(&id) {
-                        conn.end(DisconnectReason::Timeout);
+                        conn.end(Cause::new(
+                            DisconnectReason::Timeout,
+                            format!(
+                                "nothing received for {} (liveness bound {})",
+                                human(silent_for),
+                                human(self.registry.detection_bound())
+                            ),
+                        ));
                     }
                 }
             }
@@ -475,7 +580,7 @@ struct ConnTask {
     link: BoxLink,
     rx: mpsc::Receiver<Frame>,
     cancel: CancellationToken,
-    reason: Arc<OnceLock<DisconnectReason>>,
+    reason: Arc<OnceLock<Cause>>,
     touch_queued: Arc<AtomicBool>,
     hub: mpsc::UnboundedSender<HubMsg>,
     /// Messages go straight to the application; the hub only sees the
@@ -501,10 +606,10 @@ impl ConnTask {
 
     async fn run(mut self) {
         let reason = self.serve().await;
-        let _ = self.reason.set(reason);
+        let _ = self.reason.set(reason.into());
         // Whatever was read ahead came before the end: reported first.
         self.take_inbox();
-        if self.reason.get() == Some(&DisconnectReason::ClosedLocally) {
+        if self.reason.get().map(|c| c.reason) == Some(DisconnectReason::ClosedLocally) {
             self.flush_queue().await;
             self.link.close().await;
         }
@@ -515,7 +620,7 @@ impl ConnTask {
     fn ended_from_outside(&self) -> DisconnectReason {
         self.reason
             .get()
-            .copied()
+            .map(|c| c.reason)
             .unwrap_or(DisconnectReason::ClosedLocally)
     }
 

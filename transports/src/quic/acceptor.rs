@@ -102,6 +102,7 @@ impl Acceptor for QuicAcceptor {
         // Cancel-safe: a connection stays in the channel until received.
         match self.ready.recv().await {
             Some((link, peer)) => Ok((Box::new(link), peer)),
+            // NotConnected: the acceptor is finished (see `Acceptor::accept`).
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the QUIC endpoint stopped accepting",

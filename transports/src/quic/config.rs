@@ -115,9 +115,10 @@ pub(crate) fn client_config(
 pub(crate) fn server_config(
     options: &QuicServerOptions,
 ) -> Result<quinn::ServerConfig, QuicConfigError> {
-    if options.handshake_timeout.is_zero() {
-        return Err(ConfigError::new("quic_server.handshake_timeout", "must be nonzero").into());
-    }
+    tether_core::limits::positive_duration(
+        "quic_server.handshake_timeout",
+        options.handshake_timeout,
+    )?;
     let transport = options.liveness.transport_config()?;
     let cert_file = options
         .cert_file

@@ -209,6 +209,18 @@ impl QuicConnector {
     }
 }
 
+/// The reason for a QUIC transport error code: CRYPTO_ERROR codes carry a
+/// TLS alert (0x100 + alert).
+fn crypto_reason(code: quinn::TransportErrorCode, text: &[u8]) -> DisconnectReason {
+    let code = u64::from(code);
+    match u8::try_from(code.wrapping_sub(0x100)) {
+        Ok(alert) if (0x100..0x200).contains(&code) => {
+            crate::tls_failure::from_quic_crypto(alert, &String::from_utf8_lossy(text))
+        }
+        _ => DisconnectReason::ProtocolError,
+    }
+}
+
 /// Classifies a failed handshake.
 fn connect_error(err: &quinn::ConnectionError) -> ConnectError {
     use quinn::ConnectionError as E;
@@ -221,10 +233,10 @@ fn connect_error(err: &quinn::ConnectionError) -> ConnectError {
         {
             DisconnectReason::ConnectRefused
         }
-        // TLS alerts (bad certificate, no common ALPN) and the like.
-        E::ConnectionClosed(_) | E::TransportError(_) | E::VersionMismatch => {
-            DisconnectReason::ProtocolError
-        }
+        // TLS alerts: a refused certificate, no common ALPN, ...
+        E::ConnectionClosed(close) => crypto_reason(close.error_code, &close.reason),
+        E::TransportError(e) => crypto_reason(e.code, e.reason.as_bytes()),
+        E::VersionMismatch => DisconnectReason::ProtocolError,
         other => classify(other),
     };
     ConnectError::new(reason, err.to_string())

@@ -52,12 +52,7 @@ impl QuicLiveness {
 
     /// Checks the values; see the field docs.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.idle_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "quic.idle_timeout",
-                "must be greater than zero",
-            ));
-        }
+        tether_core::limits::positive_duration("quic.idle_timeout", self.idle_timeout)?;
         if quinn::IdleTimeout::try_from(self.idle_timeout).is_err() {
             return Err(ConfigError::new(
                 "quic.idle_timeout",

@@ -45,8 +45,8 @@ pub enum TlsConfigError {
     /// The platform's certificate store yielded no usable root.
     #[error("no trusted root certificates found in the platform store ({0}); set a CA file")]
     NoPlatformRoots(String),
-    /// A zero handshake timeout.
-    #[error("tls_server.handshake_timeout must be non-zero")]
+    /// A handshake timeout of zero, or over the 7-day bound.
+    #[error("tls_server.handshake_timeout must be from 1 ms to 7 days")]
     ZeroHandshakeTimeout,
     /// rustls rejected the configuration (e.g. the key does not match the
     /// certificate).
@@ -122,7 +122,12 @@ pub(crate) fn client_config(options: &TlsClientOptions) -> Result<ClientConfig, 
 
 /// A server configuration with session tickets when enabled.
 pub(crate) fn server_config(options: &TlsServerOptions) -> Result<ServerConfig, TlsConfigError> {
-    if options.handshake_timeout.is_zero() {
+    if tether_core::limits::positive_duration(
+        "tls_server.handshake_timeout",
+        options.handshake_timeout,
+    )
+    .is_err()
+    {
         return Err(TlsConfigError::ZeroHandshakeTimeout);
     }
     let cert_file = options

@@ -94,12 +94,15 @@ impl TlsConnector {
     }
 }
 
-/// A failed handshake: a certificate or protocol failure (including an
-/// alert from the server) is `ProtocolError`; a server that hangs up
+/// A failed handshake: a refused certificate (ours or theirs) is
+/// `TlsCertificate`, one for another name `TlsNameMismatch`, any other
+/// protocol failure `ProtocolError`; a server that hangs up
 /// during the handshake refused us.
 fn handshake_error(peer: &str, err: &io::Error) -> ConnectError {
     let reason = match err.kind() {
-        io::ErrorKind::InvalidData => DisconnectReason::ProtocolError,
+        io::ErrorKind::InvalidData => {
+            crate::tls_failure::from_io(err).unwrap_or(DisconnectReason::ProtocolError)
+        }
         io::ErrorKind::UnexpectedEof => DisconnectReason::ConnectRefused,
         _ => DisconnectReason::from_connect_io(err),
     };

@@ -36,6 +36,8 @@ pub struct UdpAcceptor {
     local: SocketAddr,
     accepted: mpsc::Receiver<(UdpLink, SocketAddr)>,
     task: JoinHandle<()>,
+    /// Why the receive task ended, if it failed.
+    stopped: Arc<std::sync::OnceLock<String>>,
     stats: Arc<UdpStats>,
     max_payload: usize,
 }
@@ -65,10 +67,16 @@ impl UdpAcceptor {
             options,
             stats: stats.clone(),
         };
+        let stopped = Arc::new(std::sync::OnceLock::new());
+        let why = stopped.clone();
+        let task = crate::driver::guarded::spawn_guarded(demux.run(), move |text| {
+            let _ = why.set(text);
+        });
         Ok(Self {
             local,
             accepted,
-            task: tokio::spawn(demux.run()),
+            task,
+            stopped,
             stats,
             max_payload,
         })
@@ -81,10 +89,14 @@ impl UdpAcceptor {
 
     /// Waits for the next session and returns the concrete link.
     pub async fn accept_link(&mut self) -> io::Result<(UdpLink, SocketAddr)> {
-        self.accepted
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::other("the UDP receive task has stopped"))
+        self.accepted.recv().await.ok_or_else(|| {
+            let why = self.stopped.get().map_or("", String::as_str);
+            // NotConnected: the acceptor is finished (see `Acceptor::accept`).
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("the UDP receive task has stopped: {why}"),
+            )
+        })
     }
 }
 

@@ -57,7 +57,9 @@ impl UdpConnector {
     /// Fails with `ConnectRefused` when the port answers with ICMP "port
     /// unreachable", with `ConnectTimeout` when no verified welcome arrives
     /// in time: a server drops hellos it cannot authenticate (it never
-    /// answers unauthenticated packets), so a wrong PSK looks like silence.
+    /// answers unauthenticated packets), so a wrong PSK looks like silence,
+    /// and the detail says both ("no authenticated answer ... (wrong key or
+    /// no server)").
     pub async fn connect_link(&self) -> Result<UdpLink, ConnectError> {
         let addr = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
@@ -82,14 +84,17 @@ impl UdpConnector {
         let tag = keys::mac(&self.keys.hello, &[&hello]);
         hello.extend_from_slice(&tag);
 
-        let deadline = Instant::now() + self.options.handshake_timeout;
+        // Without a handshake timeout of its own the attempt lasts until the
+        // driver's connect timeout drops it.
+        let deadline = self.options.handshake_timeout.map(|t| Instant::now() + t);
         let mut retry = self.options.handshake_retry;
         let mut buf = vec![0u8; RECV_BUF];
         loop {
             // A failed send (ICMP from an earlier attempt) is retried like a
             // lost datagram; a refused port shows up on `recv`.
             let _ = socket.send(&hello).await;
-            let next = (Instant::now() + retry).min(deadline);
+            let next = Instant::now() + retry;
+            let next = deadline.map_or(next, |d| next.min(d));
             retry = (retry * 2).min(MAX_RETRY);
             loop {
                 let received = tokio::select! {
@@ -118,14 +123,13 @@ impl UdpConnector {
                     Err(e) => return Err(ConnectError::from_io(&e)),
                 }
             }
-            if Instant::now() >= deadline {
-                return Err(ConnectError::new(
-                    DisconnectReason::ConnectTimeout,
-                    format!(
-                        "no verified welcome from {addr} within {:?} (server down, or another PSK)",
-                        self.options.handshake_timeout
-                    ),
-                ));
+            if let (Some(deadline), Some(waited)) = (deadline, self.options.handshake_timeout) {
+                if Instant::now() >= deadline {
+                    return Err(ConnectError::new(
+                        DisconnectReason::ConnectTimeout,
+                        no_answer(&addr.to_string(), waited),
+                    ));
+                }
             }
         }
     }
@@ -169,6 +173,10 @@ impl Reconnect for UdpConnector {
         Some(self.options.max_payload)
     }
 
+    fn timeout_detail(&self, waited: Duration) -> String {
+        no_answer(&self.peer(), waited)
+    }
+
     fn peer(&self) -> String {
         if self.host.contains(':') {
             format!("udp://[{}]:{}", self.host, self.port)
@@ -176,4 +184,12 @@ impl Reconnect for UdpConnector {
             format!("udp://{}:{}", self.host, self.port)
         }
     }
+}
+
+/// The detail of a UDP attempt that heard nothing it could authenticate.
+fn no_answer(peer: &str, waited: Duration) -> String {
+    format!(
+        "no authenticated answer from {peer} within {} (wrong key or no server)",
+        tether_core::cause::human(waited)
+    )
 }

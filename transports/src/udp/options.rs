@@ -4,7 +4,7 @@ use super::wire::DATA_OVERHEAD;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-use tether_core::ConfigError;
+use tether_core::{limits, ConfigError};
 
 /// Shortest accepted pre-shared key, in bytes.
 pub const MIN_PSK_LEN: usize = 16;
@@ -56,9 +56,11 @@ pub struct UdpOptions {
     /// (default [`DEFAULT_MAX_PAYLOAD`]). Larger messages are refused, one
     /// by one; they never panic or end the connection.
     pub max_payload: usize,
-    /// Client only: give up a handshake after this long (default 10 s; the
-    /// driver's connect timeout also applies).
-    pub handshake_timeout: Duration,
+    /// Client only: give up a handshake after this long. `None` (the
+    /// default): the attempt lasts as long as the client's connect timeout
+    /// (`backoff.min_connect_timeout` and the backoff rule), like every
+    /// other transport's; a shorter value ends it earlier.
+    pub handshake_timeout: Option<Duration>,
     /// Client only: first hello retransmission delay, doubled up to 1 s
     /// (default 100 ms).
     pub handshake_retry: Duration,
@@ -79,7 +81,7 @@ impl Default for UdpOptions {
             psk: Vec::new(),
             static_key: StaticKey::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: None,
             handshake_retry: Duration::from_millis(100),
             probe_interval: Duration::from_secs(1),
             reset_rate: 64,
@@ -133,24 +135,11 @@ impl UdpOptions {
                 format!("must be 1..={MAX_PAYLOAD_LIMIT} bytes"),
             ));
         }
-        if self.handshake_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "udp.handshake_timeout",
-                "must be greater than zero",
-            ));
+        if let Some(t) = self.handshake_timeout {
+            limits::positive_duration("udp.handshake_timeout", t)?;
         }
-        if self.handshake_retry.is_zero() {
-            return Err(ConfigError::new(
-                "udp.handshake_retry",
-                "must be greater than zero",
-            ));
-        }
-        if self.probe_interval.is_zero() {
-            return Err(ConfigError::new(
-                "udp.probe_interval",
-                "must be greater than zero",
-            ));
-        }
+        limits::positive_duration("udp.handshake_retry", self.handshake_retry)?;
+        limits::positive_duration("udp.probe_interval", self.probe_interval)?;
         if let StaticKey::File(p) = &self.static_key {
             if p.as_os_str().is_empty() {
                 return Err(ConfigError::new("udp.static_key", "empty file path"));

@@ -29,6 +29,7 @@ impl Events for Client {
             match self.next_event().await? {
                 ClientEvent::Lifecycle(step) => return Some(step),
                 ClientEvent::Message(_) => {}
+                ClientEvent::Failed(cause) => panic!("the client failed: {cause}"),
             }
         }
     }
@@ -93,6 +94,7 @@ pub async fn expect_message(client: &mut Client, seen: &mut Vec<Lifecycle>, msg:
                 panic!("expected {want:?}, got {m:?}; events {seen:?}")
             }
             Ok(Some(ClientEvent::Lifecycle(step))) => seen.push(step),
+            Ok(Some(ClientEvent::Failed(cause))) => panic!("the client failed: {cause}"),
             Ok(None) => panic!("client ended before {want:?}; events {seen:?}"),
             Err(_) => panic!("no {want:?} within {limit:?}; events {seen:?}"),
         }

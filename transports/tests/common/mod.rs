@@ -80,7 +80,9 @@ pub async fn wait_disconnected(
     limit: Duration,
 ) -> (u64, DisconnectReason) {
     match wait_for(client, seen, limit, is_disconnected).await {
-        Lifecycle::Disconnected { generation, reason } => (generation, reason),
+        Lifecycle::Disconnected {
+            generation, reason, ..
+        } => (generation, reason),
         _ => unreachable!(),
     }
 }
@@ -113,7 +115,9 @@ pub fn count(seen: &[Lifecycle], name: &str) -> usize {
 pub fn disconnects(seen: &[Lifecycle]) -> Vec<(u64, DisconnectReason)> {
     seen.iter()
         .filter_map(|e| match e {
-            Lifecycle::Disconnected { generation, reason } => Some((*generation, *reason)),
+            Lifecycle::Disconnected {
+                generation, reason, ..
+            } => Some((*generation, *reason)),
             _ => None,
         })
         .collect()
@@ -172,7 +176,7 @@ pub async fn wait_closed<S: Events<Event = ServerEvent>>(
     })
     .await;
     match closed {
-        ServerEvent::Closed { id, reason } => (id, reason),
+        ServerEvent::Closed { id, reason, .. } => (id, reason),
         _ => unreachable!(),
     }
 }

@@ -102,7 +102,7 @@ impl Kit {
         }
         let mut udp = UdpOptions {
             probe_interval: setup.udp_probe,
-            handshake_timeout: Duration::from_secs(2),
+            handshake_timeout: Some(Duration::from_secs(2)),
             ..UdpOptions::with_psk(PSK.to_vec())
         };
         if let Some(key) = setup.udp_static_key {
@@ -286,8 +286,9 @@ impl Chain {
                 Err(_) => return None,
                 Ok(None) => panic!("client event stream ended; seen {:?}", self.seen),
                 Ok(Some(ClientEvent::Message(_))) => {}
+                Ok(Some(ClientEvent::Failed(cause))) => panic!("the client failed: {cause}"),
                 Ok(Some(ClientEvent::Lifecycle(step))) => {
-                    self.seen.push(step);
+                    self.seen.push(step.clone());
                     if pred(&step) {
                         return Some(step);
                     }
