@@ -163,3 +163,58 @@ async fn a_panic_in_the_client_reports_the_disconnect_then_failed() {
     assert!(client.next_event().await.is_none());
     assert!(client.handle().is_closed());
 }
+
+/// Accepts one real connection, then reports that it is finished, as the
+/// UDP and QUIC acceptors do when their receive task ends.
+struct FinishedAcceptor {
+    inner: TcpAcceptor,
+    accepted: u32,
+}
+
+#[async_trait]
+impl Acceptor for FinishedAcceptor {
+    async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)> {
+        if self.accepted == 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the receive task has stopped",
+            ));
+        }
+        self.accepted += 1;
+        self.inner.accept().await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+#[tokio::test]
+async fn a_finished_acceptor_fails_the_server_instead_of_retrying_forever() {
+    let inner = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
+        .await
+        .unwrap();
+    let mut server = Server::spawn(FinishedAcceptor { inner, accepted: 0 }, fast_server()).unwrap();
+    let mut client = tcp_client(server.local_addr().port(), fast_client());
+    assert!(matches!(
+        next_server_event(&mut server).await,
+        ServerEvent::Accepted { .. }
+    ));
+    assert!(matches!(
+        next_server_event(&mut server).await,
+        ServerEvent::Closed {
+            reason: DisconnectReason::Internal,
+            ..
+        }
+    ));
+    match next_server_event(&mut server).await {
+        ServerEvent::Failed(cause) => {
+            assert!(
+                cause.detail.as_str().contains("the acceptor stopped"),
+                "{cause}"
+            )
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    client.close();
+}
