@@ -36,6 +36,9 @@ Options:
   -h, --help     print this help
   -V, --version  print the version
 
+Environment:
+  RUST_LOG       log what tether does on stderr, e.g. RUST_LOG=info
+
 Run 'tether <COMMAND> --help' for a command's options.
 ";
 
@@ -72,7 +75,22 @@ fn parse(mut argv: Vec<String>) -> Result<Command, UsageError> {
     }
 }
 
+/// `RUST_LOG` (e.g. `RUST_LOG=tether=debug` or `RUST_LOG=info`) turns on
+/// tether's own log on stderr: every connection event with its detail,
+/// handshake failures, accept errors. Unset: no log at all.
+fn init_log() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_log();
     let argv: Vec<String> = match std::env::args_os()
         .skip(1)
         .map(|a| a.into_string())

@@ -13,8 +13,27 @@ const WORKER_THREADS: usize = 2;
 
 static RUNTIME: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 
+/// Turns on tether's log on stderr when the environment variable
+/// `TETHER_LOG` holds a filter (`info`, `debug`, `tether_transports=debug`,
+/// ...): every connection event with its detail, handshake failures,
+/// internal panics. Unset (the default): libtether writes nothing.
+fn init_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG") else {
+            return;
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// The runtime, started on first use (again after `tether_shutdown`).
 pub(crate) fn runtime() -> Result<Arc<Runtime>, tether_result> {
+    init_log();
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(rt) = slot.as_ref() {
         return Ok(rt.clone());
