@@ -195,7 +195,7 @@ async fn a_finished_acceptor_fails_the_server_instead_of_retrying_forever() {
         .await
         .unwrap();
     let mut server = Server::spawn(FinishedAcceptor { inner, accepted: 0 }, fast_server()).unwrap();
-    let mut client = tcp_client(server.local_addr().port(), fast_client());
+    let client = tcp_client(server.local_addr().port(), fast_client());
     assert!(matches!(
         next_server_event(&mut server).await,
         ServerEvent::Accepted { .. }
