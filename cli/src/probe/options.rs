@@ -162,6 +162,11 @@ pub fn parse(items: Vec<String>) -> Result<Parsed, UsageError> {
                     Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
                         Duration::from_secs_f64(secs)
                     }
+                    Ok(secs) if secs >= 1e9 => {
+                        return Err(args.error(format!(
+                            "--for {v:?}: too large (at most 999999999 seconds)"
+                        )))
+                    }
                     Ok(_) => return Err(args.error(format!("--for {v:?}: must be positive"))),
                     Err(_) => {
                         parse_duration(&v).map_err(|e| args.error(format!("--for {v:?}: {e}")))?
@@ -405,6 +410,11 @@ mod tests {
             &["tcp://127.0.0.1:7000", "tcp://127.0.0.1:7001"],
             &["--for", "0", "tcp://127.0.0.1:7000"],
             &["--for", "-1", "tcp://127.0.0.1:7000"],
+            &["--for", "1e300", "tcp://127.0.0.1:7000"],
+            &["--interval", "200h", "tcp://127.0.0.1:7000"],
+            &["--timeout", "9999999h", "tcp://127.0.0.1:7000"],
+            &["--backoff-max", "200h", "tcp://127.0.0.1:7000"],
+            &["--missed", "256", "tcp://127.0.0.1:7000"],
             &["--keepalive", "1s,1s", "tcp://127.0.0.1:7000"],
             &["--keepalive", "0s,1s,1", "tcp://127.0.0.1:7000"],
             &["--missed", "0", "tcp://127.0.0.1:7000"],
