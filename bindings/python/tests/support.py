@@ -93,15 +93,21 @@ class Echo(threading.Thread):
 def check_lifecycle(events: list[Event]) -> None:
     """The client grammar: per generation (1, 2, ... without gaps) one
     CONNECTING, then CONNECT_FAILED or CONNECTED; every CONNECTED followed by
-    exactly one DISCONNECTED; MESSAGEs only while connected; exactly one
-    terminal event, last."""
+    exactly one DISCONNECTED; MESSAGEs only while connected, carrying that
+    connection's generation; WAITING and the terminal event carrying the
+    last attempt's; exactly one terminal event, last; every event from the
+    same object (one ``handle``)."""
     generation = 0
     open_gen: int | None = None
     resolved = True
     terminal = 0
+    handles = {e.handle for e in events}
+    assert len(handles) <= 1, f"events of several objects: {handles}"
     for i, e in enumerate(events):
         where = f"event {i} {e} in {[x.kind.name for x in events]}"
         assert terminal == 0, f"an event after the terminal one: {where}"
+        if e.kind in (EventKind.WAITING, EventKind.CLOSED, EventKind.GAVE_UP, EventKind.FAILED):
+            assert e.generation == generation, f"not the last attempt's generation: {where}"
         if e.kind in (
             EventKind.CONNECTING,
             EventKind.CONNECTED,
@@ -133,9 +139,11 @@ def check_lifecycle(events: list[Event]) -> None:
         elif e.kind == EventKind.WAITING:
             assert open_gen is None and resolved and e.delay > 0, where
         elif e.kind == EventKind.MESSAGE:
-            assert open_gen is not None, where
-        elif e.kind in (EventKind.CLOSED, EventKind.GAVE_UP):
+            assert open_gen is not None and e.generation == open_gen, where
+        elif e.kind in (EventKind.CLOSED, EventKind.GAVE_UP, EventKind.FAILED):
             assert open_gen is None, f"terminal while connected: {where}"
+            if e.kind == EventKind.FAILED:
+                assert e.reason == DisconnectReason.INTERNAL and e.detail, where
             terminal += 1
         else:
             raise AssertionError(f"unexpected client event: {where}")

@@ -5,13 +5,15 @@ agree, field for field."""
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
+from enum import IntEnum
 from pathlib import Path
 
 import pytest
 
-from tether import _ffi
+from tether import DisconnectReason, EventKind, _ffi
 
 HEADER_DIR = Path(__file__).resolve().parents[3] / "include"
 
@@ -63,6 +65,46 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
     subprocess.run([cc, "-Wall", "-Werror", f"-I{HEADER_DIR}", "-o", str(exe), str(src)], check=True)
     c_side = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
     assert [line for line in c_side if line] == ctypes_layout()
+
+
+def header_fields(header: str, name: str) -> list[str]:
+    """The field names of ``typedef struct name { ... } name;``, in order."""
+    body = re.search(rf"typedef struct {name} {{(.*?)\n}} {name};", header, re.S)
+    assert body is not None, name
+    text = re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S)
+    return [m.group(1) for m in re.finditer(r"(\w+)(?:\[\w*\])?\s*;", text)]
+
+
+def test_every_header_field_is_mirrored() -> None:
+    """No field of the header is missing from (or extra in) the ctypes
+    structs, in the header's order: a field appended to the C struct, like
+    tether_event's detail and object, must be appended here too."""
+    if not (HEADER_DIR / "tether.h").is_file():
+        pytest.skip("needs the workspace's include/tether.h")
+    header = (HEADER_DIR / "tether.h").read_text()
+    for s in STRUCTS:
+        assert header_fields(header, s.__name__) == [f[0] for f in s._fields_], s.__name__
+
+
+def test_the_event_struct_ends_with_detail_and_object() -> None:
+    names = [f[0] for f in _ffi.tether_event._fields_]
+    assert names[-3:] == ["peer", "detail", "object"]
+    assert _ffi.tether_event.detail.size == ctypes.sizeof(ctypes.c_char_p)
+    assert _ffi.tether_event.object.size == 8
+
+
+@pytest.mark.parametrize(
+    ("prefix", "enum", "skip"),
+    [("TETHER_EVENT_KIND_", EventKind, set()), ("TETHER_REASON_", DisconnectReason, {"NONE"})],
+)
+def test_enums_match_the_header(prefix: str, enum: type[IntEnum], skip: set[str]) -> None:
+    """Every event kind and reason of the header, by name and number."""
+    if not (HEADER_DIR / "tether.h").is_file():
+        pytest.skip("needs the workspace's include/tether.h")
+    header = (HEADER_DIR / "tether.h").read_text()
+    values = {m[1]: int(m[2]) for m in re.finditer(rf"^\s*{prefix}(\w+) = (\d+),", header, re.M)}
+    assert values, prefix
+    assert {k: v for k, v in values.items() if k not in skip} == {m.name: m.value for m in enum}
 
 
 def test_every_header_function_used_is_declared() -> None:

@@ -9,9 +9,7 @@ TLS and QUIC cases are skipped (UDP needs none)."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,29 +30,6 @@ from tether import (
 )
 
 PSK = b"tether-python-test-psk-32-bytes!"
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
-    d = tmp_path_factory.mktemp("certs")
-    cert, key = d / "c.pem", d / "k.pem"
-    # CA:FALSE: OpenSSL's default marks a self-signed certificate as a CA,
-    # which rustls refuses as a server's own certificate.
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext", "basicConstraints=critical,CA:FALSE",
-            "-days", "2", "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return {"cert": cert, "key": key, "dir": d}
 
 
 def transport_kwargs(scheme: str, request: pytest.FixtureRequest) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -96,6 +96,8 @@ class tether_event(Structure):
         ("data", POINTER(c_uint8)),
         ("len", c_size_t),
         ("peer", c_char_p),
+        ("detail", c_char_p),
+        ("object", c_uint64),
     ]
 
 
@@ -260,6 +262,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "tether_transport_options_set_udp_psk": (c_result, [tether_transport_options, _P(c_uint8), c_size_t]),
     "tether_transport_options_set_udp_static_key_file": (c_result, [tether_transport_options, c_char_p]),
     "tether_transport_options_set_udp_max_payload": (c_result, [tether_transport_options, c_size_t]),
+    "tether_transport_options_set_udp_handshake_timeout": (c_result, [tether_transport_options, c_uint64]),
     # clock
     "tether_now_ms": (c_uint64, []),
 }

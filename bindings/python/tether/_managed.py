@@ -106,7 +106,7 @@ class Managed(Owned):
             obj = ref()  # held for the whole call: the object outlives it
             if obj is not None:
                 obj._dispatch_thread = threading.get_ident()
-            on_event(Event._from_c(event_ptr.contents))
+            on_event(Event._from_c(event_ptr.contents, obj))
 
         return _ffi.tether_event_callback(dispatch)
 
@@ -148,7 +148,7 @@ class Managed(Owned):
             check(rc)
             # raw.data is valid until the next poll or the free, both of
             # which wait for this lock: copy it now.
-            event = Event._from_c(raw)
+            event = Event._from_c(raw, self)
         if self._is_terminal(event):
             self._finished = True
         return event

@@ -124,7 +124,7 @@ class Client(Managed):
             self._start(create, on_event)
 
     def _is_terminal(self, event: Event) -> bool:
-        return event.kind in (EventKind.CLOSED, EventKind.GAVE_UP)
+        return event.kind in (EventKind.CLOSED, EventKind.GAVE_UP, EventKind.FAILED)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queues a copy of ``data`` as one message; while disconnected up

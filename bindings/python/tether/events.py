@@ -4,7 +4,8 @@ connections end (``DisconnectReason``)."""
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Self
 
@@ -38,9 +39,11 @@ class EventKind(_OpenEnum):
 
     A client reports, per connection attempt (``generation`` 1, 2, ...):
     CONNECTING, then CONNECT_FAILED or CONNECTED ... DISCONNECTED; WAITING
-    between attempts; MESSAGEs while connected; finally exactly one CLOSED or
-    GAVE_UP, after which nothing follows. A server reports per connection one
-    ACCEPTED, any MESSAGEs, then exactly one CLOSED (with ``conn``).
+    between attempts; MESSAGEs while connected; finally exactly one CLOSED,
+    GAVE_UP or FAILED, after which nothing follows. A server reports per
+    connection one ACCEPTED, any MESSAGEs, then exactly one CLOSED (with
+    ``conn``); a server that fails inside tether closes every connection
+    (reason INTERNAL) and reports FAILED last.
     """
 
     CONNECTING = 1
@@ -52,6 +55,9 @@ class EventKind(_OpenEnum):
     GAVE_UP = 7
     MESSAGE = 8
     ACCEPTED = 9
+    #: The object failed inside tether (reason INTERNAL, ``detail`` the
+    #: panic message) and stopped; terminal, for clients and servers.
+    FAILED = 10
 
 
 class DisconnectReason(_OpenEnum):
@@ -77,6 +83,13 @@ class DisconnectReason(_OpenEnum):
     IO = 9
     #: The server replaced this connection with a newer one (same client id).
     TAKEN_OVER = 10
+    #: tether failed internally (a panic); ``detail`` has the panic message.
+    INTERNAL = 11
+    #: A TLS certificate was refused: an untrusted issuer, an expired
+    #: certificate, a CA used as an end entity, ... (or the peer refused ours).
+    TLS_CERTIFICATE = 12
+    #: The peer's certificate is not valid for the server name.
+    TLS_NAME_MISMATCH = 13
 
     @classmethod
     def from_c(cls, value: int) -> DisconnectReason | None:
@@ -94,7 +107,9 @@ class Event:
 
     #: What happened.
     kind: EventKind
-    #: Client: the connection generation (1 for the first connection).
+    #: Client: the connection generation (1 for the first connection): of
+    #: the attempt or connection the event belongs to, on every client event
+    #: (WAITING: the last attempt's; 0 on a CLOSED before any attempt).
     generation: int = 0
     #: Client: the attempt number within the current failure streak.
     attempt: int = 0
@@ -110,9 +125,25 @@ class Event:
     #: on every event of a connection, so a CLOSED with reason TIMEOUT names
     #: the peer that went silent. None for client events.
     peer: str | None = None
+    #: Why, in words: on CONNECT_FAILED, DISCONNECTED, GAVE_UP, FAILED and a
+    #: server's CLOSED (e.g. the certificate error behind TLS_CERTIFICATE,
+    #: the panic message behind INTERNAL); None on other kinds.
+    detail: str | None = None
+    #: The handle value (``.handle``) of the client or server that reported
+    #: the event.
+    handle: int = 0
+    # A weak reference to that object (see `source`); not compared.
+    _source: weakref.ref[Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def source(self) -> Any:
+        """The :class:`~tether.Client` or :class:`~tether.Server` that
+        reported the event, while it exists (held weakly: keeping events
+        keeps no object alive); None for an event made by hand."""
+        return self._source() if self._source is not None else None
 
     @classmethod
-    def _from_c(cls, e: _ffi.tether_event) -> Self:
+    def _from_c(cls, e: _ffi.tether_event, source: Any = None) -> Self:
         # `e.data` is borrowed (until the next poll, or the end of the
         # callback): copy it out now.
         data = ctypes.string_at(e.data, e.len) if e.len else b""
@@ -124,5 +155,36 @@ class Event:
             delay=_units.seconds(e.delay_ms),
             conn=e.conn,
             data=data,
-            peer=e.peer.decode("utf-8", "replace") if e.peer is not None else None,
+            peer=_text(e.peer),
+            detail=_text(e.detail),
+            handle=e.object,
+            _source=weakref.ref(source) if source is not None else None,
         )
+
+    def _to_c(self) -> tuple[_ffi.tether_event, list[Any]]:
+        """The C form (for events made in Python), and what must stay alive
+        with it."""
+        keep: list[Any] = []
+        e = _ffi.tether_event()
+        e.kind = int(self.kind)
+        e.generation = self.generation
+        e.attempt = self.attempt
+        e.reason = int(self.reason) if self.reason is not None else 0
+        e.delay_ms = round(self.delay * 1000)
+        e.conn = self.conn
+        if self.data:
+            buf = (ctypes.c_uint8 * len(self.data)).from_buffer_copy(self.data)
+            keep.append(buf)
+            e.data = buf
+            e.len = len(self.data)
+        for name in ("peer", "detail"):
+            text = getattr(self, name)
+            if text is not None:
+                keep.append(raw := text.encode("utf-8"))
+                setattr(e, name, raw)
+        e.object = self.handle
+        return e, keep
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode("utf-8", "replace") if raw is not None else None

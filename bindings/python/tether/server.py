@@ -11,6 +11,7 @@ from typing import Any
 from . import _config, _ffi, _units
 from ._managed import EventCallback, Managed, as_bytes_pointer
 from .errors import check
+from .events import Event, EventKind
 from .liveness import Policy, policy_from_c, policy_to_c
 from .sockets import TcpOptions
 from .transports import QuicServerOptions, TlsServerOptions, UdpOptions, transport_options
@@ -108,6 +109,9 @@ class Server(Managed):
         host = rest.rsplit(":", 1)[0]
         #: The bound address, with the kernel's port: dial it with a Client.
         self.url = f"{scheme.lower()}://{host}:{self.port}"
+
+    def _is_terminal(self, event: Event) -> bool:
+        return event.kind == EventKind.FAILED
 
     def _local_port(self) -> int:
         out = c_uint16()

@@ -169,6 +169,13 @@ class UdpOptions:
     #: Largest payload per message in bytes, 1..=65000; None keeps the
     #: default (1193, which crosses any IPv6 path unfragmented).
     max_payload: int | None = None
+    #: Client only: give up a handshake that heard no authenticated answer
+    #: after this many seconds (millisecond resolution, up to 7 days). None
+    #: or 0, the default, follow the client's connect timeout, as on every
+    #: other transport. A wrong key and no server both end as
+    #: CONNECT_TIMEOUT (the server stays silent to packets it cannot
+    #: authenticate).
+    handshake_timeout: float | None = None
 
     def replace(self, **changes: Any) -> UdpOptions:
         """A copy with ``changes``."""
@@ -183,6 +190,8 @@ class UdpOptions:
         o.path("udp_static_key_file", "udp.static_key_file", self.static_key_file)
         if self.max_payload is not None:
             o.set("udp_max_payload", _units.count("udp.max_payload", self.max_payload, 2**63 - 1))
+        if self.handshake_timeout is not None:
+            o.set("udp_handshake_timeout", _units.ms("udp.handshake_timeout", self.handshake_timeout))
 
 
 class _Options(Owned):
