@@ -55,12 +55,16 @@ def test_managed_objects_after_free(server: tether.Server) -> None:
     assert raw_free(client) == Result.STALE_HANDLE
 
     other = tether.Server()
-    other.close()
-    other.close()
+    other.free()
+    other.free()
+    other.close()  # closing a freed server does nothing
     with pytest.raises(tether.StaleHandleError):
         other.send(1, b"x")
     with pytest.raises(tether.StaleHandleError):
         _ = other.connection_count
+    with pytest.raises(tether.StaleHandleError):
+        other.poll_event()
+    assert list(other.events(timeout=1)) == []
     assert raw_free(other) == Result.STALE_HANDLE
 
 

@@ -15,8 +15,13 @@ Two layers, as in the C API:
   aevents()``) or receive by callback (``on_event=``).
 
 Durations are float seconds; clock values are integer milliseconds
-(:func:`now_ms`). Failures raise subclasses of :class:`TetherError`.
-Every object has ``free()`` (idempotent) and is a context manager.
+(:func:`now_ms`). Failures raise subclasses of :class:`TetherError`;
+arguments of the wrong type (a ``str`` message, a ``bytes`` address, a
+``str`` timeout) raise :class:`TypeError`, out-of-range ones
+:class:`ValueError` naming the argument or field. Every object has
+``free()`` (idempotent) and is a context manager; clients and servers also
+have ``close()``, the orderly close that keeps the object valid until
+``free()`` so that its last events can be read, and ``async with``.
 
 libtether is found through ``TETHER_LIBRARY``, else in the Cargo
 workspace's ``target/{debug,release}`` above this package, else with

@@ -40,6 +40,10 @@ LIBRARY_ENV = "TETHER_LIBRARY"
 
 # C enums are declared as uint32_t in the header (before C23).
 c_result = c_uint32
+# `const uint8_t *data` parameters (messages, the PSK): declared as void *,
+# the same in the ABI, so that a bytes object or a ctypes array is passed
+# as the address of its own buffer, without a copy or a cast.
+c_bytes = c_void_p
 
 
 class tether_backoff_config(Structure):
@@ -184,7 +188,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         c_result,
         [c_char_p, _P(tether_client_config), tether_event_callback, c_void_p, _P(tether_client)],
     ),
-    "tether_client_send": (c_result, [tether_client, _P(c_uint8), c_size_t]),
+    "tether_client_send": (c_result, [tether_client, c_bytes, c_size_t]),
     "tether_client_close": (c_result, [tether_client]),
     "tether_client_poll_event": (c_result, [tether_client, _P(tether_event)]),
     "tether_client_event_fd": (c_result, [tether_client, _P(c_int)]),
@@ -231,7 +235,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         [c_char_p, _P(tether_server_config), tether_event_callback, c_void_p, _P(tether_server)],
     ),
     "tether_server_local_port": (c_result, [tether_server, _P(c_uint16)]),
-    "tether_server_send": (c_result, [tether_server, c_uint64, _P(c_uint8), c_size_t]),
+    "tether_server_send": (c_result, [tether_server, c_uint64, c_bytes, c_size_t]),
     "tether_server_close": (c_result, [tether_server, c_uint64]),
     "tether_server_connection_count": (c_result, [tether_server, _P(c_size_t)]),
     "tether_server_poll_event": (c_result, [tether_server, _P(tether_event)]),
@@ -259,7 +263,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "tether_transport_options_set_quic_alpn": (c_result, [tether_transport_options, _P(c_char_p), c_size_t]),
     "tether_transport_options_set_quic_zero_rtt": (c_result, [tether_transport_options, c_bool]),
     "tether_transport_options_set_quic_reset_key_file": (c_result, [tether_transport_options, c_char_p]),
-    "tether_transport_options_set_udp_psk": (c_result, [tether_transport_options, _P(c_uint8), c_size_t]),
+    "tether_transport_options_set_udp_psk": (c_result, [tether_transport_options, c_bytes, c_size_t]),
     "tether_transport_options_set_udp_static_key_file": (c_result, [tether_transport_options, c_char_p]),
     "tether_transport_options_set_udp_max_payload": (c_result, [tether_transport_options, c_size_t]),
     "tether_transport_options_set_udp_handshake_timeout": (c_result, [tether_transport_options, c_uint64]),

@@ -36,16 +36,21 @@ class Jitter(IntEnum):
     PROPORTIONAL = 4
 
     @classmethod
-    def coerce(cls, value: Jitter | str | int) -> Jitter:
-        """A :class:`Jitter` from itself, its name (any case) or its number."""
+    def coerce(cls, value: Jitter | str | int, field: str = "jitter") -> Jitter:
+        """A :class:`Jitter` from itself, its name (any case) or its number;
+        TypeError or ValueError naming ``field`` otherwise."""
+        names = [j.name.lower() for j in cls]
         if isinstance(value, str):
             try:
                 return cls[value.upper()]
             except KeyError:
-                raise ValueError(
-                    f"unknown jitter {value!r}; one of {[j.name.lower() for j in cls]}"
-                ) from None
-        return cls(value)
+                raise ValueError(f"{field}: unknown jitter {value!r}; one of {names}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{field}: expected a Jitter, its name or its number, got {type(value).__name__}")
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"{field}: unknown jitter {value!r}; one of {names}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class BackoffConfig:
     seed: int | None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "jitter", Jitter.coerce(self.jitter))
+        object.__setattr__(self, "jitter", Jitter.coerce(self.jitter, "backoff.jitter"))
 
     @classmethod
     def default(cls) -> BackoffConfig:
@@ -130,7 +135,7 @@ class BackoffConfig:
         c.min_connect_timeout_ms = ms("backoff.min_connect_timeout", self.min_connect_timeout)
         c.healthy_after_ms = ms("backoff.healthy_after", self.healthy_after)
         c.seeded = self.seed is not None
-        c.seed = count("backoff.seed", self.seed or 0, 2**64 - 1)
+        c.seed = count("backoff.seed", self.seed or 0, _units.U64_MAX)
         return c
 
 

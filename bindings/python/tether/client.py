@@ -8,13 +8,14 @@ from ctypes import byref
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _config, _ffi, _units
-from ._managed import EventCallback, Managed, as_bytes_pointer
+from . import _args, _config, _ffi, _units
+from ._args import BytesLike
+from ._managed import EventCallback, Managed
 from .backoff import BackoffConfig
 from .errors import Result, check, raise_last
 from .events import Event, EventKind
 from .sockets import TcpOptions
-from .transports import QuicClientOptions, TlsClientOptions, UdpOptions, transport_options
+from .transports import QuicClientOptions, TlsClientOptions, UdpOptions, max_message, transport_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class ClientConfig:
         c.heartbeat_timeout_ms = _units.ms("heartbeat_timeout", self.heartbeat_timeout)
         c.heartbeat_max_missed = _units.count("heartbeat_max_missed", self.heartbeat_max_missed)
         c.backoff = self.backoff._to_c()
-        c.max_pending = _units.count("max_pending", self.max_pending, 2**63 - 1)
+        c.max_pending = _units.count("max_pending", self.max_pending, _units.LEN_MAX)
         c.tcp = self.tcp._to_c()
         return c
 
@@ -89,11 +90,18 @@ class Client(Managed):
     :meth:`fileno`) unless ``on_event`` is given (callback mode, see
     :mod:`tether._managed`).
 
-    Raises :class:`~tether.InvalidAddressError` (unparsable, unknown scheme,
-    port 0), :class:`~tether.InvalidConfigError` (the message names the
-    field or file: e.g. an unreadable CA file, a missing or short UDP PSK),
-    :class:`~tether.NotSupportedError` (a transport not compiled into
-    libtether).
+    Lifecycle: :meth:`close` closes the connection in an orderly way and
+    keeps the object valid, so that the remaining events (DISCONNECTED,
+    then the terminal CLOSED) can still be read; :meth:`free` releases it.
+    ``with Client(...) as c:`` and ``async with Client(...) as c:`` close and
+    free on exit.
+
+    Raises :class:`TypeError` for a ``url`` that is not a ``str``,
+    :class:`~tether.InvalidAddressError` (unparsable, unknown scheme, port
+    0, an embedded NUL), :class:`~tether.InvalidConfigError` (the message
+    names the field or file: e.g. an unreadable CA file, a missing or short
+    UDP PSK, a negative duration), :class:`~tether.NotSupportedError` (a
+    transport not compiled into libtether).
     """
 
     _free_name = "tether_client_free"
@@ -108,10 +116,12 @@ class Client(Managed):
         on_event: EventCallback | None = None,
         **changes: Any,
     ) -> None:
+        address = _args.c_text("url", url, Result.INVALID_ADDRESS)
         self.url = url
         self.config: ClientConfig = (config or ClientConfig.default()).replace(**changes)
         c = self.config._to_c()
-        address = url.encode("utf-8")
+        self._max_message = max_message(url, self.config.udp)
+        self._connected = False
 
         def create(callback: Any) -> _ffi.tether_client:
             handle = _ffi.tether_client()
@@ -126,24 +136,66 @@ class Client(Managed):
     def _is_terminal(self, event: Event) -> bool:
         return event.kind in (EventKind.CLOSED, EventKind.GAVE_UP, EventKind.FAILED)
 
-    def send(self, data: bytes | bytearray | memoryview) -> None:
+    def _track(self, event: Event) -> None:
+        if event.kind == EventKind.CONNECTED:
+            self._connected = True
+        elif event.kind in (EventKind.DISCONNECTED, EventKind.CLOSED, EventKind.GAVE_UP, EventKind.FAILED):
+            self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        """True between a CONNECTED event and the DISCONNECTED that follows
+        it, as seen from the events delivered so far: in poll mode the ones
+        taken with :meth:`poll_event` / :meth:`next_event` / :meth:`events`
+        (by any thread), in callback mode the ones passed to ``on_event``
+        (already True inside the callback for CONNECTED, False inside the one
+        for DISCONNECTED). The connection may already be gone while its
+        DISCONNECTED event waits unread, so this is the state of your event
+        handling, not a live probe; ``send`` works either way (messages wait
+        while down). False after :meth:`free`."""
+        return self._connected and not self._freed
+
+    def send(self, data: BytesLike) -> None:
         """Queues a copy of ``data`` as one message; while disconnected up
         to ``max_pending`` messages wait for the next connection. Never
-        blocks. Raises :class:`~tether.FullError` (retry later),
-        :class:`~tether.ClosedError` (closed or gave up),
-        :class:`~tether.StaleHandleError` (freed)."""
-        ptr, n, _keep = as_bytes_pointer(data)
-        check(self._call("tether_client_send")(self._handle, ptr, n))
+        blocks.
+
+        ``data`` is bytes-like: ``bytes``, ``bytearray``, ``memoryview`` or
+        any other object with the buffer protocol (a non-contiguous view is
+        sent in C order); a ``str`` must be encoded first
+        (``data.encode()``). Raises :class:`TypeError` for anything else,
+        :class:`~tether.MessageTooLargeError` (before any copy) for a message
+        larger than the transport carries, :class:`~tether.FullError` (retry
+        later, or use :meth:`send_async`), :class:`~tether.ClosedError`
+        (closed or gave up), :class:`~tether.StaleHandleError` (freed)."""
+        self._send(_args.Message(data, self._max_message))
+
+    async def send_async(self, data: BytesLike, *, timeout: float | None = None) -> None:
+        """As :meth:`send`, but while the pending buffer is full it waits
+        (pausing 1 ms, doubling up to 50 ms, without blocking the loop) and
+        tries again, instead of raising :class:`~tether.FullError`.
+
+        The message is what ``data`` holds when this is called (a mutable
+        buffer is copied once). Raises :class:`TimeoutError` when the buffer
+        stayed full for ``timeout`` seconds (None: no limit); cancelling the
+        await leaves the message unsent. Other errors as for :meth:`send`."""
+        limit = _args.timeout("timeout", timeout)
+        message = _args.Message(data, self._max_message, snapshot=True)
+        await self._send_when_room(lambda: self._send(message), limit)
+
+    def _send(self, message: _args.Message) -> None:
+        check(self._call("tether_client_send")(self._handle, message.pointer, message.length))
 
     def close(self) -> None:
         """Closes the connection in an orderly way; the events end with
-        CLOSED (unless it had given up). The object stays valid until
-        :meth:`free`. Idempotent: closing a closed or freed client does
-        nothing."""
-        if self._freed:
+        DISCONNECTED (when connected) and CLOSED (unless it had given up),
+        which can still be read. The object stays valid until :meth:`free`:
+        :meth:`send` then raises :class:`~tether.ClosedError`. Idempotent:
+        closing a closed or freed client does nothing."""
+        if self._handle is None or self._freed:
             return
         rc = self._call("tether_client_close")(self._handle)
-        if rc not in (Result.OK, Result.CLOSED):
+        if rc not in (Result.OK, Result.CLOSED, Result.STALE_HANDLE):
             raise_last(rc)
 
     def __repr__(self) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from . import _ffi
 
+_U64_MAX = 2**64 - 1
+
 
 def now_ms() -> int:
     """Milliseconds on tether's monotonic clock (``tether_now_ms``)."""
@@ -23,6 +25,7 @@ def resolve(now: int | None) -> int:
         return now_ms()
     if isinstance(now, bool) or not isinstance(now, int):
         raise TypeError(f"now_ms must be an int (milliseconds), got {type(now).__name__}")
-    if now < 0:
-        raise ValueError(f"now_ms must be >= 0, got {now}")
+    if not 0 <= now <= _U64_MAX:
+        # ctypes would wrap it into another uint64_t time.
+        raise ValueError(f"now_ms must be in 0..={_U64_MAX}, got {now}")
     return now

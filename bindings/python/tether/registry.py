@@ -75,7 +75,7 @@ class Registry(Owned):
     def set_max_len(self, max_len: int) -> None:
         """Limits how many connections :meth:`insert` accepts (beyond it:
         :class:`~tether.FullError`)."""
-        n = _units.count("max_len", max_len, 2**64 - 1)
+        n = _units.count("max_len", max_len, _units.SIZE_MAX)
         check(self._call("tether_registry_set_max_len")(self._handle, n))
 
     def insert(self, tag: int = 0, now_ms: int | None = None) -> int:

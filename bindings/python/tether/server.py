@@ -4,17 +4,19 @@ exactly once."""
 
 from __future__ import annotations
 
+import weakref
 from ctypes import byref, c_size_t, c_uint16
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _config, _ffi, _units
-from ._managed import EventCallback, Managed, as_bytes_pointer
-from .errors import check
-from .events import Event, EventKind
+from . import _args, _config, _ffi, _units
+from ._args import BytesLike
+from ._managed import EventCallback, Managed
+from .errors import Result, check
+from .events import DisconnectReason, Event, EventKind
 from .liveness import Policy, policy_from_c, policy_to_c
 from .sockets import TcpOptions
-from .transports import QuicServerOptions, TlsServerOptions, UdpOptions, transport_options
+from .transports import QuicServerOptions, TlsServerOptions, UdpOptions, max_message, transport_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class ServerConfig:
     def _to_c(self) -> _ffi.tether_server_config:
         c = _ffi.tether_server_config()
         c.policy = policy_to_c(self.policy)
-        c.send_queue = _units.count("send_queue", self.send_queue, 2**63 - 1)
+        c.send_queue = _units.count("send_queue", self.send_queue, _units.LEN_MAX)
         c.tcp = self.tcp._to_c()
         return c
 
@@ -68,15 +70,17 @@ class Server(Managed):
     :class:`~tether.Client`: ACCEPTED, MESSAGE and CLOSED per connection,
     each carrying ``conn`` and the peer's address ``peer``.
 
-    ``close()`` is :meth:`free`: it stops accepting and closes every
-    connection (clients see an orderly close). Close a single connection
-    with :meth:`close_connection`.
+    Lifecycle, as for a client: :meth:`close` is the orderly close and the
+    object stays valid, so that its remaining events can be read;
+    :meth:`free` releases it; ``with`` / ``async with`` close and free on
+    exit. Close a single connection with :meth:`close_connection`.
 
-    Raises :class:`~tether.InvalidAddressError` (also for a host name),
-    :class:`~tether.InvalidConfigError` (the message names the field or
-    file: a missing certificate, an unreadable key, a short PSK),
-    :class:`~tether.NotSupportedError`, :class:`~tether.TetherIOError` (e.g.
-    the address is in use).
+    Raises :class:`TypeError` for a ``url`` that is not a ``str``,
+    :class:`~tether.InvalidAddressError` (also for a host name, or an
+    embedded NUL), :class:`~tether.InvalidConfigError` (the message names
+    the field or file: a missing certificate, an unreadable key, a short
+    PSK), :class:`~tether.NotSupportedError`, :class:`~tether.TetherIOError`
+    (e.g. the address is in use).
     """
 
     _free_name = "tether_server_free"
@@ -91,9 +95,13 @@ class Server(Managed):
         on_event: EventCallback | None = None,
         **changes: Any,
     ) -> None:
+        address = _args.c_text("url", url, Result.INVALID_ADDRESS)
         self.config: ServerConfig = (config or ServerConfig.default()).replace(**changes)
         c = self.config._to_c()
-        address = url.encode("utf-8")
+        self._max_message = max_message(url, self.config.udp)
+        # Open connections (ACCEPTED, no CLOSED yet) as C reported them:
+        # conn -> peer.
+        self._open: dict[int, str | None] = {}
 
         def create(callback: Any) -> _ffi.tether_server:
             handle = _ffi.tether_server()
@@ -113,37 +121,106 @@ class Server(Managed):
     def _is_terminal(self, event: Event) -> bool:
         return event.kind == EventKind.FAILED
 
+    def _track(self, event: Event) -> None:
+        if event.kind == EventKind.ACCEPTED:
+            self._open[event.conn] = event.peer
+        elif event.kind == EventKind.CLOSED:
+            self._open.pop(event.conn, None)
+
+    def _closing_events(self) -> list[Event]:
+        # tether_server_free closes every connection in an orderly way but
+        # reports nothing more: each still-open connection gets its CLOSED
+        # here, as close_connection() would have reported it.
+        events = [
+            Event(
+                kind=EventKind.CLOSED,
+                reason=DisconnectReason.CLOSED_LOCALLY,
+                conn=conn,
+                peer=peer,
+                detail="the server was closed",
+                handle=self.handle,
+                _source=weakref.ref(self),
+            )
+            for conn, peer in self._open.items()
+        ]
+        self._open.clear()
+        return events
+
+    def _check_open(self) -> None:
+        """ClosedError after close() (after free(), C says STALE_HANDLE)."""
+        if self._released and not self._freed:
+            raise self._closed()
+
     def _local_port(self) -> int:
         out = c_uint16()
         check(self._call("tether_server_local_port")(self._handle, byref(out)))
         return out.value
 
-    def send(self, conn: int, data: bytes | bytearray | memoryview) -> None:
+    def send(self, conn: int, data: BytesLike) -> None:
         """Queues a copy of ``data`` as one message to connection ``conn``
-        (from an ACCEPTED event). Never blocks. Raises
-        :class:`~tether.StaleHandleError` (the connection closed or is
-        closing), :class:`~tether.FullError` (its queue is full)."""
-        ptr, n, _keep = as_bytes_pointer(data)
-        check(self._call("tether_server_send")(self._handle, _units.u64_arg("conn", conn), ptr, n))
+        (from an ACCEPTED event). Never blocks. ``data`` as for
+        :meth:`Client.send <tether.Client.send>` (bytes-like, size checked
+        first). Raises :class:`~tether.StaleHandleError` (the connection
+        closed or is closing), :class:`~tether.FullError` (its queue is full;
+        or use :meth:`send_async`), :class:`~tether.ClosedError` (the server
+        is closed), :class:`TypeError`,
+        :class:`~tether.MessageTooLargeError`."""
+        self._send(_units.u64_arg("conn", conn), _args.Message(data, self._max_message))
+
+    async def send_async(self, conn: int, data: BytesLike, *, timeout: float | None = None) -> None:
+        """As :meth:`send`, but waits (without blocking the loop) while the
+        connection's queue is full instead of raising
+        :class:`~tether.FullError`; :class:`TimeoutError` after ``timeout``
+        seconds (None: no limit). Cancellable; see
+        :meth:`Client.send_async <tether.Client.send_async>`."""
+        limit = _args.timeout("timeout", timeout)
+        target = _units.u64_arg("conn", conn)
+        message = _args.Message(data, self._max_message, snapshot=True)
+        await self._send_when_room(lambda: self._send(target, message), limit)
+
+    def _send(self, conn: int, message: _args.Message) -> None:
+        self._check_open()
+        check(self._call("tether_server_send")(self._handle, conn, message.pointer, message.length))
 
     def close_connection(self, conn: int) -> None:
         """Closes connection ``conn`` in an orderly way; its CLOSED event
         (reason CLOSED_LOCALLY) follows. A second close, or one of a
         connection that already ended, raises
-        :class:`~tether.StaleHandleError` and touches nothing else."""
-        check(self._call("tether_server_close")(self._handle, _units.u64_arg("conn", conn)))
+        :class:`~tether.StaleHandleError` and touches nothing else;
+        :class:`~tether.ClosedError` once the server is closed."""
+        target = _units.u64_arg("conn", conn)
+        self._check_open()
+        check(self._call("tether_server_close")(self._handle, target))
 
     @property
     def connection_count(self) -> int:
-        """The number of open connections."""
+        """The number of open connections (0 once closed)."""
+        if self._released and not self._freed:
+            return 0
         out = c_size_t()
         check(self._call("tether_server_connection_count")(self._handle, byref(out)))
         return out.value
 
     def close(self) -> None:
-        """Stops the server: the same as :meth:`free`."""
-        self.free()
+        """Stops the server in an orderly way: it stops accepting and closes
+        every connection (clients see an orderly close; what was queued for
+        them is written first). The object stays valid until :meth:`free`:
+        the events not read yet can still be taken, followed by a CLOSED
+        (reason CLOSED_LOCALLY, ``detail`` "the server was closed") for each
+        connection still open, and then the stream ends (``events()`` stops,
+        ``next_event`` raises :class:`~tether.ClosedError`). In callback mode
+        those CLOSED events go to ``on_event`` before ``close()`` returns (or,
+        when called from inside the callback, right after it returns).
+
+        The event fd is closed by ``close()``: unregister it from your own
+        selector first. :meth:`send` and :meth:`close_connection` then raise
+        :class:`~tether.ClosedError`. Idempotent; does nothing after
+        :meth:`free`."""
+        if self._handle is None or self._freed:
+            return
+        self._close_released()
 
     def __repr__(self) -> str:
         url = getattr(self, "url", "?")
-        return f"<Server {url} handle={self.handle:#x} {'freed' if self.freed else 'live'}>"
+        state = "freed" if self.freed else ("closed" if getattr(self, "_released", False) else "live")
+        return f"<Server {url} handle={self.handle:#x} {state}>"

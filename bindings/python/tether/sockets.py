@@ -70,12 +70,12 @@ class TcpOptions:
 
     def _to_c(self) -> _ffi.tether_tcp_options:
         c = _ffi.tether_tcp_options()
-        c.keepalive = bool(self.keepalive)
+        c.keepalive = _units.flag("tcp.keepalive", self.keepalive)
         c.keepalive_idle_ms = _units.ms("tcp.keepalive_idle", self.keepalive_idle)
         c.keepalive_interval_ms = _units.ms("tcp.keepalive_interval", self.keepalive_interval)
         c.keepalive_count = _units.count("tcp.keepalive_count", self.keepalive_count)
         c.user_timeout_ms = _units.ms("tcp.user_timeout", self.user_timeout)
-        c.nodelay = bool(self.nodelay)
+        c.nodelay = _units.flag("tcp.nodelay", self.nodelay)
         return c
 
 
@@ -86,6 +86,9 @@ def _fd(sock_or_fd: HasFileno | int) -> int:
         raise TypeError(
             f"expected a socket (anything with fileno()) or a file descriptor, got {sock_or_fd!r}"
         )
+    if not -(2**31) <= fd < 2**31:
+        # ctypes would pass the low 32 bits: another descriptor.
+        raise ValueError(f"file descriptor out of range: {fd}")
     return fd
 
 

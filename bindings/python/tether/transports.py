@@ -12,7 +12,11 @@ mapping of their own fields (or an instance)::
     Client("udp://127.0.0.1:7000", udp={"psk": psk})  # 16+ bytes, the same on the server
 
 A client reads only the settings of its address's scheme, and so does a
-server. Paths are ``str`` or :class:`os.PathLike`, passed to C as UTF-8.
+server. Paths are ``str`` or an :class:`os.PathLike` giving ``str``
+(:class:`pathlib.Path`), passed to C as UTF-8; ``bytes`` paths are a
+:class:`TypeError` (decode them with :func:`os.fsdecode`), an embedded NUL
+an :class:`~tether.InvalidConfigError`. Other text (server names, ALPN
+entries) must be ``str``.
 Values C rejects (an empty path, a PSK under 16 bytes, a file that cannot be
 read or holds no certificate, a missing certificate on a server) raise
 :class:`~tether.InvalidConfigError` naming the field or path, when the
@@ -22,14 +26,13 @@ client or server is created.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from ctypes import byref, c_char_p
 from dataclasses import dataclass
 from typing import Any
 
-from . import _config, _ffi, _units
+from . import _args, _config, _ffi, _units
 from ._handle import Owned
-from ._managed import as_bytes_pointer
 from .errors import Result, check, error
 
 Path = str | os.PathLike[str]
@@ -183,15 +186,16 @@ class UdpOptions:
 
     def _apply(self, o: _Options) -> None:
         if self.psk is not None:
-            if not isinstance(self.psk, (bytes, bytearray, memoryview)):
-                raise TypeError(f"udp.psk: expected bytes, got {type(self.psk).__name__}")
-            ptr, n, _keep = as_bytes_pointer(self.psk)
-            o.set("udp_psk", ptr, n)
+            psk = _args.Message(self.psk, name="udp.psk")
+            o.set("udp_psk", psk.pointer, psk.length)
         o.path("udp_static_key_file", "udp.static_key_file", self.static_key_file)
         if self.max_payload is not None:
-            o.set("udp_max_payload", _units.count("udp.max_payload", self.max_payload, 2**63 - 1))
+            o.set("udp_max_payload", _units.count("udp.max_payload", self.max_payload, _units.LEN_MAX))
         if self.handshake_timeout is not None:
             o.set("udp_handshake_timeout", _units.ms("udp.handshake_timeout", self.handshake_timeout))
+
+
+_OPTION_TYPES = (TlsClientOptions, TlsServerOptions, QuicClientOptions, QuicServerOptions, UdpOptions)
 
 
 class _Options(Owned):
@@ -206,8 +210,14 @@ class _Options(Owned):
         self._adopt(handle)
         try:
             for part in parts:
-                if part is not None:
-                    part._apply(self)
+                if part is None:
+                    continue
+                if not isinstance(part, _OPTION_TYPES):
+                    raise TypeError(
+                        f"transport options: expected a mapping of fields or one of "
+                        f"{[t.__name__ for t in _OPTION_TYPES]}, got {type(part).__name__}"
+                    )
+                part._apply(self)
         except BaseException:
             self.free()
             raise
@@ -223,13 +233,11 @@ class _Options(Owned):
 
     def path(self, setter: str, field: str, value: Path | None) -> None:
         if value is not None:
-            self.set(setter, _c_text(field, value))
+            self.set(setter, _args.c_path(field, value))
 
     def text(self, setter: str, field: str, value: str | None) -> None:
         if value is not None:
-            if not isinstance(value, str):
-                raise TypeError(f"{field}: expected a str, got {type(value).__name__}")
-            self.set(setter, _c_text(field, value))
+            self.set(setter, _args.c_text(field, value))
 
     def pair(self, setter: str, first: tuple[str, Path | None], second: tuple[str, Path | None]) -> None:
         (f1, v1), (f2, v2) = first, second
@@ -238,37 +246,40 @@ class _Options(Owned):
         for field, value, other in ((f1, v1, f2), (f2, v2, f1)):
             if value is None:
                 raise error(Result.INVALID_CONFIG, f"invalid configuration: {field}: required with {other}")
-        self.set(setter, _c_text(f1, v1), _c_text(f2, v2))  # type: ignore[arg-type]
+        self.set(setter, _args.c_path(f1, v1), _args.c_path(f2, v2))
 
     def alpn(self, setter: str, field: str, value: Sequence[str] | None) -> None:
         if value is None:
             return
-        if isinstance(value, (str, bytes)) or not all(isinstance(p, str) for p in value):
-            raise TypeError(f"{field}: expected a list of str, got {value!r}")
-        items = [_c_text(f"{field}[{i}]", p) for i, p in enumerate(value)]
+        if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+            raise TypeError(f"{field}: expected a list of str, got {type(value).__name__}")
+        items = [_args.c_text(f"{field}[{i}]", p) for i, p in enumerate(value)]
         array = (c_char_p * max(len(items), 1))(*items)
         self.set(setter, array, len(items))
 
     def flag(self, setter: str, field: str, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"{field}: expected a bool, got {type(value).__name__}")
-        self.set(setter, value)
-
-
-def _c_text(field: str, value: Path | bytes) -> bytes:
-    """``value`` as a NUL-terminated UTF-8 argument; a path that is not
-    valid UTF-8 (undecodable bytes) reaches C as such and is rejected there."""
-    try:
-        path = os.fspath(value)
-    except TypeError:
-        raise TypeError(f"{field}: expected a str or path, got {type(value).__name__}") from None
-    raw = path if isinstance(path, bytes) else path.encode("utf-8", "surrogateescape")
-    if b"\0" in raw:
-        raise error(Result.INVALID_CONFIG, f"invalid configuration: {field}: contains a NUL byte")
-    return raw
+        self.set(setter, _units.flag(field, value))
 
 
 def transport_options(*parts: Any) -> _Options:
     """The C options object holding ``parts`` (dataclasses of this module or
     None); use it as a context manager around the creation."""
     return _Options(*parts)
+
+
+#: Largest payload of a ``tcp://`` or ``tls://`` message (the frame limit).
+STREAM_MAX_MESSAGE = 16 * 1024 * 1024
+#: ``udp://``: the payload limit when ``max_payload`` is not set.
+UDP_DEFAULT_MAX_PAYLOAD = 1193
+
+
+def max_message(url: str, udp: UdpOptions) -> int | None:
+    """The largest message the transport of ``url`` carries, when Python
+    knows it (``quic://``: None, C decides per connection)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("tcp", "tls"):
+        return STREAM_MAX_MESSAGE
+    if scheme == "udp":
+        payload = getattr(udp, "max_payload", None)
+        return payload if isinstance(payload, int) else UDP_DEFAULT_MAX_PAYLOAD
+    return None
