@@ -75,7 +75,9 @@ impl DisconnectReason {
         match self {
             Self::PeerClosed => "the peer closed the connection",
             Self::Reset => "the connection was reset",
-            Self::Timeout => "the peer stopped answering",
+            Self::Timeout => {
+                "the peer stopped answering (the transport's idle timeout or the kernel gave up)"
+            }
             Self::ConnectRefused => "the connection was refused",
             Self::ConnectTimeout => "no connection within the connect timeout",
             Self::Unreachable => "the peer's network or host is unreachable",

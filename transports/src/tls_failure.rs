@@ -46,9 +46,19 @@ pub(crate) fn from_alert(alert: AlertDescription) -> DisconnectReason {
 /// the text of the side that refused it tells the two apart.
 #[cfg(feature = "quic")]
 pub(crate) fn from_quic_crypto(alert: u8, text: &str) -> DisconnectReason {
-    match from_alert(AlertDescription::from(alert)) {
+    let alert = AlertDescription::from(alert);
+    match from_alert(alert) {
         DisconnectReason::TlsCertificate if text.contains("not valid for name") => {
             DisconnectReason::TlsNameMismatch
+        }
+        // A certificate whose signature does not verify is sent as
+        // decrypt_error, which also covers other handshake failures: the
+        // refusing side's text tells them apart.
+        DisconnectReason::ProtocolError
+            if alert == AlertDescription::DecryptError
+                && text.contains("invalid peer certificate") =>
+        {
+            DisconnectReason::TlsCertificate
         }
         other => other,
     }
@@ -77,5 +87,27 @@ mod tests {
         assert_eq!(from_rustls(&refused), DisconnectReason::TlsCertificate);
         let alpn = rustls::Error::AlertReceived(AlertDescription::NoApplicationProtocol);
         assert_eq!(from_rustls(&alpn), DisconnectReason::ProtocolError);
+    }
+
+    #[cfg(feature = "quic")]
+    #[test]
+    fn quic_alerts_are_refined_by_the_refusing_side_s_text() {
+        let decrypt = u8::from(AlertDescription::DecryptError);
+        assert_eq!(
+            from_quic_crypto(decrypt, "invalid peer certificate: BadSignature"),
+            DisconnectReason::TlsCertificate
+        );
+        assert_eq!(
+            from_quic_crypto(decrypt, "decrypt error"),
+            DisconnectReason::ProtocolError
+        );
+        let bad = u8::from(AlertDescription::BadCertificate);
+        assert_eq!(
+            from_quic_crypto(
+                bad,
+                "invalid peer certificate: certificate not valid for name \"x\""
+            ),
+            DisconnectReason::TlsNameMismatch
+        );
     }
 }

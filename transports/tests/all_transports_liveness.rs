@@ -90,9 +90,12 @@ async fn black_hole_is_detected_within_the_bound(scheme: Scheme) {
         chain.seen
     );
     let (_, detail) = lost.cause().unwrap();
+    // The heartbeat's verdict, or (QUIC, whose idle timeout follows the
+    // heartbeat's bound and may fire first) the transport's own.
     assert!(
-        detail.as_str().starts_with("nothing received for"),
-        "{name}: the detail says what the heartbeat saw: {detail:?}"
+        detail.as_str().starts_with("nothing received for")
+            || detail.as_str().contains("idle timeout"),
+        "{name}: the detail says what was seen: {detail:?}"
     );
     // Not something instantaneous: the heartbeat had to run out.
     assert!(

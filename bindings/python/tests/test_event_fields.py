@@ -129,17 +129,7 @@ def test_an_untrusted_certificate_is_named(scheme: str, certs: dict[str, Path]) 
 
 @pytest.mark.parametrize(
     "scheme",
-    [
-        "tls",
-        pytest.param(
-            "quic",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="libtether: under quic:// a certificate refused for a bad signature "
-                "(rustls BadSignature, sent as alert 51 decrypt_error) is reported as protocol_error",
-            ),
-        ),
-    ],
+    ["tls", "quic"],
 )
 def test_a_certificate_with_a_bad_signature_is_refused_as_such(scheme: str, certs: dict[str, Path]) -> None:
     """The trusted certificate has the server certificate's subject but not
