@@ -468,6 +468,10 @@ where
             Frame::Pong(payload) => {
                 self.monitor.handle_pong(at, payload);
             }
+            // Not sent by this driver's peers; traffic all the same.
+            Frame::Hello(_) | Frame::Welcome(_) | Frame::Skipped { .. } => {
+                self.monitor.handle_received(at);
+            }
         }
     }
 

@@ -722,7 +722,7 @@ impl ConnTask {
                 let _ = self.events.send(ServerEvent::Message { id: self.id, data });
             }
             Frame::Ping(payload) => self.pongs_due.push(Frame::Pong(payload)),
-            Frame::Pong(_) => {}
+            Frame::Pong(_) | Frame::Hello(_) | Frame::Welcome(_) | Frame::Skipped { .. } => {}
         }
     }
 }
