@@ -43,6 +43,7 @@
 pub mod backoff;
 pub mod cause;
 pub mod codec;
+pub mod connection;
 pub mod error;
 pub mod limits;
 pub mod liveness;
