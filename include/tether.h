@@ -209,6 +209,36 @@ typedef uint32_t tether_event_kind;
 #endif // __cplusplus
 
 /**
+ * The kinds of `tether_conn_event`.
+ */
+enum tether_conn_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The opening finished (`version`, `capabilities`).
+   */
+  TETHER_CONN_EVENT_KIND_CONNECTED = 1,
+  /**
+   * An application message (`data`, `len`).
+   */
+  TETHER_CONN_EVENT_KIND_MESSAGE = 2,
+  /**
+   * The connection ended (`reason`, `detail`); nothing follows. Close the
+   * socket.
+   */
+  TETHER_CONN_EVENT_KIND_CLOSED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tether_conn_event_kind tether_conn_event_kind;
+#else
+typedef uint32_t tether_conn_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What a liveness check asks the caller to do.
  */
 enum tether_action_kind
@@ -409,6 +439,57 @@ enum tether_reason
 typedef enum tether_reason tether_reason;
 #else
 typedef uint32_t tether_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which end a `tether_conn` is.
+ */
+enum tether_side
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Dialed out: sends the hello, is connected on the server's welcome.
+   */
+  TETHER_SIDE_CLIENT = 1,
+  /**
+   * Accepted: waits for the hello and answers it.
+   */
+  TETHER_SIDE_SERVER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tether_side tether_side;
+#else
+typedef uint32_t tether_side;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How a connection starts (`tether_conn_config.opening`).
+ */
+enum tether_opening
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The hello / welcome exchange: the peer is a tether peer, and a
+   * client counts as connected only once the server answered.
+   */
+  TETHER_OPENING_HELLO = 1,
+  /**
+   * No exchange: connected at once (peers of an older tether).
+   */
+  TETHER_OPENING_RAW = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tether_opening tether_opening;
+#else
+typedef uint32_t tether_opening;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -702,6 +783,93 @@ typedef struct tether_policy {
    */
   double idle_factor;
 } tether_policy;
+
+/**
+ * Settings of a `tether_conn`. Fill it with `tether_conn_config_default`,
+ * then adjust fields.
+ */
+typedef struct tether_conn_config {
+  /**
+   * What to do about silence (heartbeat or idle timeout).
+   */
+  struct tether_policy policy;
+  /**
+   * One of `tether_opening`.
+   */
+  uint32_t opening;
+  /**
+   * Longest wait for the peer's hello or welcome, in ms (1 ..=
+   * `TETHER_MAX_DURATION_MS`); then `CLOSED` with `connect_timeout`.
+   */
+  uint64_t opening_timeout_ms;
+  /**
+   * Largest message sent or accepted, in bytes (1 ..= 2^32 - 1).
+   */
+  size_t max_frame;
+  /**
+   * Messages waiting to be written, at most (1 ..= `TETHER_MAX_QUEUE`).
+   */
+  size_t send_queue;
+  /**
+   * Received messages waiting for `tether_conn_poll_event`, at most (1
+   * ..= `TETHER_MAX_QUEUE`); see `tether_conn_wants_read`.
+   */
+  size_t recv_queue;
+  /**
+   * A write that makes no progress for this long (ms) ends the
+   * connection with `timeout`; 0: the policy's detection bound.
+   */
+  uint64_t write_stall_ms;
+  /**
+   * Capability bits announced in the hello.
+   */
+  uint64_t capabilities;
+} tether_conn_config;
+
+/**
+ * A connection machine (opaque handle). `{0}` is "none".
+ */
+typedef struct tether_conn {
+  /**
+   * The handle value; 0 means none.
+   */
+  uint64_t id;
+} tether_conn;
+
+/**
+ * An event of a `tether_conn`. `data` and `detail` are owned by tether
+ * and valid until the next call on the same connection.
+ */
+typedef struct tether_conn_event {
+  /**
+   * What happened.
+   */
+  tether_conn_event_kind kind;
+  /**
+   * `MESSAGE`: the payload.
+   */
+  const uint8_t *data;
+  /**
+   * `MESSAGE`: its length.
+   */
+  size_t len;
+  /**
+   * `CLOSED`: a `tether_reason`.
+   */
+  uint32_t reason;
+  /**
+   * `CLOSED`: why, in words (NUL-terminated); NULL otherwise.
+   */
+  const char *detail;
+  /**
+   * `CONNECTED`: the peer's protocol version.
+   */
+  uint16_t version;
+  /**
+   * `CONNECTED`: the capability bits both sides set.
+   */
+  uint64_t capabilities;
+} tether_conn_event;
 
 /**
  * A per-connection liveness monitor (opaque handle). `{0}` is "none".
@@ -1010,6 +1178,141 @@ tether_result tether_client_event_fd(struct tether_client client, int *out_fd);
  * `TETHER_RESULT_INVALID_HANDLE`.
  */
 tether_result tether_client_free(struct tether_client client);
+
+/**
+ * Fills `*out_config` with the defaults: heartbeat 15 s / 10 s / 2 misses,
+ * the hello opening with a 10 s timeout, 16 MiB messages, 1024 messages
+ * each way, the write-stall bound equal to the detection bound, no
+ * capability bits. Errors: `TETHER_RESULT_NULL_ARGUMENT`.
+ */
+tether_result tether_conn_config_default(struct tether_conn_config *out_config);
+
+/**
+ * Creates the machine of one connection whose socket just connected
+ * (`TETHER_SIDE_CLIENT`) or was accepted (`TETHER_SIDE_SERVER`) at
+ * `now_ms`, with `*config` (NULL for the defaults; borrowed for the call),
+ * and writes its handle to `*out_conn`. A client has its hello ready to
+ * transmit at once. Release it with `tether_conn_free`. Errors:
+ * `TETHER_RESULT_NULL_ARGUMENT`, `TETHER_RESULT_INVALID_ARGUMENT` (side),
+ * `TETHER_RESULT_INVALID_CONFIG` (detail names the field),
+ * `TETHER_RESULT_FULL`.
+ */
+tether_result tether_conn_new(uint32_t side,
+                              const struct tether_conn_config *config,
+                              uint64_t now_ms,
+                              struct tether_conn *out_conn);
+
+/**
+ * Feeds `data[0..len]`, bytes read from the socket at `now_ms` (copied;
+ * NULL allowed with `len` 0, e.g. to resume after `tether_conn_wants_read`
+ * turned true again). Whole frames become events; a partial one waits for
+ * more. Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_handle_bytes(struct tether_conn conn,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       uint64_t now_ms);
+
+/**
+ * Points `*out_data` / `*out_len` at the bytes to write now (valid until
+ * the next call on this connection) and returns `TETHER_RESULT_OK`, or
+ * `TETHER_RESULT_EMPTY` when there is nothing to write. Write what the
+ * socket takes, then call `tether_conn_transmit_consume` with that count,
+ * even 0 (a socket that takes nothing for the write-stall bound means the
+ * peer stopped reading). Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_transmit_peek(struct tether_conn conn,
+                                        uint64_t now_ms,
+                                        const uint8_t **out_data,
+                                        size_t *out_len);
+
+/**
+ * The socket took `n` of the bytes `tether_conn_transmit_peek` showed
+ * (`n` may be 0). Errors: `TETHER_RESULT_INVALID_ARGUMENT` (more than was
+ * shown), `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_transmit_consume(struct tether_conn conn, size_t n, uint64_t now_ms);
+
+/**
+ * Queues a copy of `data[0..len]` as one message (sent once the opening
+ * is done, in order). Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_FULL` (`send_queue` messages wait),
+ * `TETHER_RESULT_MESSAGE_TOO_LARGE`, `TETHER_RESULT_CLOSED`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_send(struct tether_conn conn, const uint8_t *data, size_t len);
+
+/**
+ * Closes in an orderly way: queued messages are still transmitted, then a
+ * `CLOSED` event (reason `closed_locally`) follows; write out what
+ * `tether_conn_transmit_peek` still shows, then close the socket.
+ * Idempotent. Errors: `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_close(struct tether_conn conn, uint64_t now_ms);
+
+/**
+ * The socket ended (read returned 0: `reason` = `TETHER_REASON_PEER_CLOSED`;
+ * an error: `TETHER_REASON_RESET`, `TETHER_REASON_IO`, ...), with an
+ * optional `detail` (NULL allowed, e.g. `strerror(errno)`): reported once
+ * as `CLOSED` unless the connection had ended already. Errors:
+ * `TETHER_RESULT_INVALID_ARGUMENT` (unknown reason),
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_handle_closed(struct tether_conn conn,
+                                        uint32_t reason,
+                                        const char *detail);
+
+/**
+ * Time passed to `now_ms`: the opening deadline, pings, the liveness
+ * verdict, the write-stall deadline. Errors: `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_handle_timeout(struct tether_conn conn, uint64_t now_ms);
+
+/**
+ * Writes to `*out_timeout_ms` how long to wait before
+ * `tether_conn_handle_timeout` is due, seen at `now_ms`: 0 when due, -1
+ * when nothing is pending (a closed connection), capped at INT32_MAX, so
+ * it suits `epoll_wait` (take the minimum over your connections). Errors:
+ * `TETHER_RESULT_NULL_ARGUMENT`, `TETHER_RESULT_STALE_HANDLE`,
+ * `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_next_timeout_ms(struct tether_conn conn,
+                                          uint64_t now_ms,
+                                          int32_t *out_timeout_ms);
+
+/**
+ * Writes to `*out_wants` whether to keep reading the socket: false while
+ * `recv_queue` messages wait for `tether_conn_poll_event`, or once
+ * closed. Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_wants_read(struct tether_conn conn, bool *out_wants);
+
+/**
+ * Writes the last measured round-trip time (a ping and its pong), in ms
+ * rounded up, to `*out_rtt_ms`. Errors: `TETHER_RESULT_EMPTY` (none
+ * measured yet), `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_rtt_ms(struct tether_conn conn, uint64_t *out_rtt_ms);
+
+/**
+ * Moves the next event into `*out_event` (its `data` and `detail` valid
+ * until the next call on this connection) and returns `TETHER_RESULT_OK`,
+ * or `TETHER_RESULT_EMPTY`. Errors: `TETHER_RESULT_NULL_ARGUMENT`,
+ * `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_conn_poll_event(struct tether_conn conn, struct tether_conn_event *out_event);
+
+/**
+ * Frees the machine; the handle becomes stale. `{0}` is a no-op; a second
+ * free returns `TETHER_RESULT_STALE_HANDLE`.
+ */
+tether_result tether_conn_free(struct tether_conn conn);
 
 /**
  * The short name of a `tether_reason` number (`"peer_closed"`,

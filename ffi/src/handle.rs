@@ -37,6 +37,7 @@ pub(crate) enum Kind {
     Client = 4,
     Server = 5,
     TransportOptions = 6,
+    Conn = 7,
 }
 
 impl Kind {
@@ -48,6 +49,7 @@ impl Kind {
             Kind::Client => "tether_client",
             Kind::Server => "tether_server",
             Kind::TransportOptions => "tether_transport_options",
+            Kind::Conn => "tether_conn",
         }
     }
 }

@@ -6,7 +6,9 @@
 //!   sockets: [`backoff`] (`tether_backoff_*`), [`monitor`]
 //!   (`tether_monitor_*`, one connection's liveness), [`registry`]
 //!   (`tether_registry_*`, every connection of a server, with the next
-//!   deadline for `epoll_wait`/timerfd) and [`socket`] (`tether_socket_*`,
+//!   deadline for `epoll_wait`/timerfd), [`conn`] (`tether_conn_*`, the
+//!   whole connection machine on a socket the C program owns: framing,
+//!   the opening hello, pings, liveness, queues) and [`socket`] (`tether_socket_*`,
 //!   kernel keepalive and TCP_USER_TIMEOUT). They start no threads and read
 //!   no clock: every call takes `now_ms` (see [`time`]).
 //! * **Managed** objects running on tether's own tokio runtime: [`client`]
@@ -42,6 +44,7 @@
 mod address;
 pub mod backoff;
 pub mod client;
+pub mod conn;
 mod conn_id;
 mod delivery;
 pub mod event;

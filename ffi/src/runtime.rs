@@ -91,6 +91,7 @@ pub extern "C" fn tether_shutdown() -> tether_result {
         crate::client::free_all();
         crate::server::free_all();
         crate::registry::free_all();
+        crate::conn::free_all();
         crate::monitor::free_all();
         crate::backoff::free_all();
         crate::transport_options::free_all();

@@ -83,6 +83,7 @@ build test_s4_epoll tests/c/test_s4_epoll.c
 build test_managed tests/c/test_managed.c
 build test_transports tests/c/test_transports.c
 build test_config_limits tests/c/test_config_limits.c
+build test_conn tests/c/test_conn.c
 build epoll_echo_server examples/c/epoll_echo_server.c
 build supervised_client examples/c/supervised_client.c
 echo "ok: built C tests and examples in $OUT"
@@ -126,6 +127,7 @@ run test_s4_epoll
 run test_managed
 run test_transports
 run test_config_limits
+run test_conn
 
 # The two examples together: the managed client against the epoll server.
 # The log is created before the server starts: reading a previous run's
