@@ -1,32 +1,36 @@
 /*
  * epoll_echo_server.c: scenario S4 ("SSL epoll server crashes when a client
- * disconnects") rebuilt on tether's sans-IO registry.
+ * disconnects") rebuilt on tether's sans-IO connection machine.
  *
  * The original stored an SSL* in epoll_event.data (a union, so the fd was
  * lost), received two disconnect events for one close (read() == 0, then
  * EPOLLHUP/EPOLLERR, or a second readiness event from the same batch),
  * freed twice and crashed. Here:
  *
- *   - epoll_event.data.u64 holds the connection's registry id, a
- *     generation-checked value, never a pointer. The registry keeps the fd
- *     as the id's tag, and the per-fd table stores the id it belongs to.
- *   - Closing goes through one gate, tether_registry_remove(): only the
- *     first call for a connection returns TETHER_RESULT_OK; every later one
- *     (a second hang-up event, an event for an fd already closed in this
- *     batch, a close after the liveness expiry) returns
+ *   - The program keeps its epoll loop and its sockets; everything on the
+ *     wire is tether's: each connection has a tether_conn that frames
+ *     messages, answers and sends pings, judges liveness (heartbeat
+ *     policy), notices a client that stops reading (write stall) and
+ *     bounds its queues. No frame format is written by hand.
+ *   - epoll_event.data.u64 holds the connection's accept number and fd;
+ *     the per-fd table says which accept number the fd belongs to now, so
+ *     an event for a connection already closed in this batch (even if its
+ *     fd was reused) is recognised and skipped.
+ *   - Closing goes through one gate, tether_conn_free(): only the first
+ *     call for a connection returns TETHER_RESULT_OK; every later one (a
+ *     second hang-up event, a close after the liveness verdict) returns
  *     TETHER_RESULT_STALE_HANDLE and is ignored. Each connection is closed
- *     exactly once.
- *   - Liveness: the registry's heartbeat policy says when to ping a silent
- *     client and when it is dead (EXPIRED: the id is already removed, we
- *     close the fd). tether_registry_next_timeout_ms() is the epoll_wait
- *     timeout, so there is no sweeper thread and no timer per connection.
+ *     exactly once, with the reason tether reported.
+ *   - The epoll_wait timeout is the earliest tether_conn_next_timeout_ms
+ *     of the open connections: no sweeper thread, no timer per connection.
+ *     (This scans the open connections once per round; for hundreds of
+ *     thousands of connections keep the deadlines in tether_registry's
+ *     timer wheel instead.)
  *   - Accepted sockets get kernel keepalive and TCP_USER_TIMEOUT from
  *     tether_socket_tune().
  *
- * The wire format is tether's (core/src/codec): 1 kind byte (1 data,
- * 2 ping, 3 pong), a 4-byte big-endian payload length, the payload. Data
- * frames are echoed, pings answered with pongs, and any received bytes
- * count as proof of life.
+ * The opening is TETHER_OPENING_RAW: tether clients of this version dial
+ * without the hello exchange. Data messages are echoed.
  *
  * Usage: epoll_echo_server [port]   (default 0: the kernel picks; the port
  * is printed as "listening on port N"). Stops on SIGINT/SIGTERM.
@@ -48,24 +52,18 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "tether.h"
 
-#define ECHO_MAX_PAYLOAD 65536u
-#define ECHO_HEADER 5u
 #define ECHO_BATCH 128
-#define FRAME_DATA 1
-#define FRAME_PING 2
-#define FRAME_PONG 3
 
 /* What we know about one open socket, indexed by fd. */
 typedef struct echo_conn {
-    uint64_t id;      /* registry id; 0 = the fd is not one of our connections */
-    uint64_t seq;     /* accept order, for the exactly-once accounting */
-    uint8_t *buf;     /* bytes received but not yet framed */
-    size_t len;
+    tether_conn conn; /* {0}: the fd is not one of our connections */
+    uint64_t seq;     /* accept order, 0, 1, ...; also in the epoll data */
+    size_t live_index; /* where the fd is in echo_server.live */
+    int want_out;     /* EPOLLOUT is armed (bytes wait for the socket) */
 } echo_conn;
 
 typedef struct echo_stats {
@@ -73,10 +71,9 @@ typedef struct echo_stats {
     uint64_t closed;            /* connections closed (each exactly once) */
     uint64_t closed_by_peer;    /* read() == 0 */
     uint64_t closed_by_error;   /* ECONNRESET, EPOLLHUP/EPOLLERR, protocol errors */
-    uint64_t closed_by_expiry;  /* the registry's EXPIRED event */
-    uint64_t second_closes;     /* close attempts refused by the registry (STALE) */
+    uint64_t closed_by_expiry;  /* tether's liveness verdict (reason timeout) */
+    uint64_t second_closes;     /* close attempts refused by the gate (STALE) */
     uint64_t stale_events;      /* epoll events for an already closed connection */
-    uint64_t pings_sent;
     uint64_t frames_echoed;
 } echo_stats;
 
@@ -84,10 +81,12 @@ typedef struct echo_server {
     int listen_fd;
     int epfd;
     uint16_t port;
-    tether_registry registry;
+    tether_conn_config config;
     tether_tcp_options tcp;
     echo_conn *conns;
     size_t max_fds;
+    int *live; /* the fds of the open connections, densely */
+    size_t nlive;
     /* closes[seq] counts how often connection number seq was closed; a test
      * checks that every entry ends at exactly 1. May be NULL. */
     uint8_t *closes;
@@ -104,118 +103,107 @@ static void echo_log_error(const char *what, tether_result r) {
     fprintf(stderr, "%s: %s (%s)\n", what, tether_result_str(r), detail);
 }
 
-/* Closes the socket of connection `id` once: the registry is the gate. */
-static void echo_close(echo_server *s, uint64_t id, uint64_t *counter) {
-    uint64_t tag = 0;
-    if (tether_registry_remove(s->registry, id, &tag) != TETHER_RESULT_OK) {
-        s->stats.second_closes++; /* already closed or expired: not again */
+static uint64_t echo_key(uint64_t seq, int fd) {
+    return (seq << 32) | (uint32_t)fd;
+}
+
+/* Closes connection `fd` once: tether_conn_free is the gate. */
+static void echo_close(echo_server *s, int fd, uint64_t *counter) {
+    echo_conn *c = &s->conns[fd];
+    if (tether_conn_free(c->conn) != TETHER_RESULT_OK || c->conn.id == 0) {
+        s->stats.second_closes++; /* already closed: not again */
         return;
     }
-    int fd = (int)tag;
-    echo_conn *c = &s->conns[fd];
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     if (s->closes && c->seq < s->closes_cap) {
         s->closes[c->seq]++;
     }
-    free(c->buf);
+    /* Keep `live` dense: the last fd takes this one's place. */
+    int last = s->live[--s->nlive];
+    s->live[c->live_index] = last;
+    s->conns[last].live_index = c->live_index;
     memset(c, 0, sizeof *c);
     s->stats.closed++;
     (*counter)++;
 }
 
-/* The registry already removed an expired connection; close its socket. */
-static void echo_expire(echo_server *s, uint64_t id, uint64_t fd_tag) {
-    int fd = (int)fd_tag;
+/* Writes what the connection has for the socket; arms EPOLLOUT while some
+ * is left. */
+static void echo_flush(echo_server *s, int fd, uint64_t now) {
     echo_conn *c = &s->conns[fd];
-    if (c->id != id) {
-        return; /* cannot happen: fds are closed only after a successful remove */
+    const uint8_t *data;
+    size_t len;
+    int left = 0;
+    while (tether_conn_transmit_peek(c->conn, now, &data, &len) == TETHER_RESULT_OK) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        size_t took = n > 0 ? (size_t)n : 0;
+        tether_conn_transmit_consume(c->conn, took, now);
+        if (took < len) {
+            left = 1; /* EAGAIN, or an error the next read reports */
+            break;
+        }
     }
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-    close(fd);
-    if (s->closes && c->seq < s->closes_cap) {
-        s->closes[c->seq]++;
+    if (left != c->want_out) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN | EPOLLRDHUP | (left ? EPOLLOUT : 0);
+        ev.data.u64 = echo_key(c->seq, fd);
+        epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+        c->want_out = left;
     }
-    free(c->buf);
-    memset(c, 0, sizeof *c);
-    s->stats.closed++;
-    s->stats.closed_by_expiry++;
 }
 
-/* Writes one frame; a peer too slow to take a small frame is dropped
- * (kept simple for the example: no per-connection output queue). */
-static int echo_send_frame(int fd, uint8_t kind, const uint8_t *payload, uint32_t len) {
-    uint8_t header[ECHO_HEADER] = {kind, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
-                                   (uint8_t)(len >> 8), (uint8_t)len};
-    struct iovec iov[2] = {{header, ECHO_HEADER}, {(void *)payload, len}};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = iov;
-    msg.msg_iovlen = len ? 2 : 1;
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    return n == (ssize_t)(ECHO_HEADER + len) ? 0 : -1;
-}
-
-/* Handles every complete frame in the buffer; -1 on a protocol error. */
-static int echo_frames(echo_server *s, int fd) {
+/* Handles the connection's events: echoes messages; closes on CLOSED. */
+static void echo_events(echo_server *s, int fd) {
     echo_conn *c = &s->conns[fd];
-    size_t off = 0;
-    while (c->len - off >= ECHO_HEADER) {
-        const uint8_t *h = c->buf + off;
-        uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
-        if (len > ECHO_MAX_PAYLOAD || h[0] < FRAME_DATA || h[0] > FRAME_PONG) {
-            return -1;
-        }
-        if ((h[0] == FRAME_PING || h[0] == FRAME_PONG) && len != 8) {
-            return -1;
-        }
-        if (c->len - off < ECHO_HEADER + len) {
-            break; /* need more bytes */
-        }
-        const uint8_t *payload = h + ECHO_HEADER;
-        if (h[0] == FRAME_DATA) {
-            if (echo_send_frame(fd, FRAME_DATA, payload, len) != 0) {
-                return -1;
+    tether_conn_event ev;
+    while (c->conn.id != 0 && tether_conn_poll_event(c->conn, &ev) == TETHER_RESULT_OK) {
+        if (ev.kind == TETHER_CONN_EVENT_KIND_MESSAGE) {
+            if (tether_conn_send(c->conn, ev.data, ev.len) == TETHER_RESULT_OK) {
+                s->stats.frames_echoed++;
             }
-            s->stats.frames_echoed++;
-        } else if (h[0] == FRAME_PING) {
-            if (echo_send_frame(fd, FRAME_PONG, payload, 8) != 0) {
-                return -1;
-            }
-        } /* a pong needs nothing more: receiving it already touched */
-        off += ECHO_HEADER + len;
+            /* FULL: the client sends faster than it reads; its own
+             * backpressure (tether_conn_wants_read) holds it back. */
+        } else if (ev.kind == TETHER_CONN_EVENT_KIND_CLOSED) {
+            uint64_t *counter = ev.reason == TETHER_REASON_TIMEOUT       ? &s->stats.closed_by_expiry
+                                : ev.reason == TETHER_REASON_PEER_CLOSED ? &s->stats.closed_by_peer
+                                                                         : &s->stats.closed_by_error;
+            echo_close(s, fd, counter);
+        }
     }
-    memmove(c->buf, c->buf + off, c->len - off);
-    c->len -= off;
-    return 0;
 }
 
-/* Reads what is there; closes the connection on end of stream or error. */
-static void echo_readable(echo_server *s, uint64_t id, int fd, uint64_t now) {
-    echo_conn *c = &s->conns[fd];
+/* Reads what is there (while the connection wants it). */
+static void echo_readable(echo_server *s, int fd, uint64_t now) {
+    uint8_t buf[16384];
     for (;;) {
-        size_t room = ECHO_HEADER + ECHO_MAX_PAYLOAD - c->len;
-        ssize_t n = read(fd, c->buf + c->len, room);
+        echo_conn *c = &s->conns[fd];
+        bool wants = false;
+        if (c->conn.id == 0 || tether_conn_wants_read(c->conn, &wants) != TETHER_RESULT_OK ||
+            !wants) {
+            return;
+        }
+        ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
-            c->len += (size_t)n;
-            tether_registry_touch(s->registry, id, now);
-            if (echo_frames(s, fd) != 0) {
-                echo_close(s, id, &s->stats.closed_by_error);
-                return;
-            }
+            tether_conn_handle_bytes(c->conn, buf, (size_t)n, now);
+            echo_events(s, fd);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n == 0) {
-            echo_close(s, id, &s->stats.closed_by_peer);
-            return;
+            tether_conn_handle_closed(c->conn, TETHER_REASON_PEER_CLOSED, NULL);
+        } else {
+            tether_conn_handle_closed(c->conn,
+                                      errno == ECONNRESET ? TETHER_REASON_RESET : TETHER_REASON_IO,
+                                      strerror(errno));
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        echo_close(s, id, &s->stats.closed_by_error); /* ECONNRESET, ... */
+        echo_events(s, fd);
         return;
     }
 }
@@ -234,59 +222,56 @@ static void echo_accept(echo_server *s, uint64_t now) {
         if (r != TETHER_RESULT_OK) {
             echo_log_error("tether_socket_tune", r); /* still usable */
         }
-        uint64_t id = 0;
-        r = tether_registry_insert(s->registry, now, (uint64_t)fd, &id);
-        uint8_t *buf = malloc(ECHO_HEADER + ECHO_MAX_PAYLOAD);
-        if (r != TETHER_RESULT_OK || buf == NULL) {
-            if (r == TETHER_RESULT_OK) {
-                tether_registry_remove(s->registry, id, NULL);
-            }
-            free(buf);
+        tether_conn conn = {0};
+        r = tether_conn_new(TETHER_SIDE_SERVER, &s->config, now, &conn);
+        if (r != TETHER_RESULT_OK) {
+            echo_log_error("tether_conn_new", r);
             close(fd);
             continue;
         }
         echo_conn *c = &s->conns[fd];
-        c->id = id;
+        c->conn = conn;
         c->seq = s->stats.accepted++;
-        c->buf = buf;
-        c->len = 0;
+        c->live_index = s->nlive;
+        c->want_out = 0;
+        s->live[s->nlive++] = fd;
         struct epoll_event ev;
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN | EPOLLRDHUP;
-        ev.data.u64 = id; /* the generation-checked id, not a pointer */
+        ev.data.u64 = echo_key(c->seq, fd);
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
     }
 }
 
-/* Runs due liveness timers: pings for silent clients, closes for dead ones. */
+/* The epoll_wait timeout: the earliest deadline of the open connections,
+ * at most `max_wait_ms` (-1: none). */
+static int echo_next_timeout(echo_server *s, uint64_t now, int max_wait_ms) {
+    int timeout = max_wait_ms;
+    for (size_t i = 0; i < s->nlive; i++) {
+        int t = -1;
+        if (tether_conn_next_timeout_ms(s->conns[s->live[i]].conn, now, &t) == TETHER_RESULT_OK &&
+            t >= 0 && (timeout < 0 || t < timeout)) {
+            timeout = t;
+        }
+    }
+    return timeout;
+}
+
+/* Runs due timers (pings, liveness verdicts, write stalls) and writes. */
 static void echo_timers(echo_server *s, uint64_t now) {
-    tether_registry_handle_timeout(s->registry, now);
-    tether_registry_event events[64];
-    size_t n = 0;
-    do {
-        if (tether_registry_poll_events(s->registry, events, 64, &n) != TETHER_RESULT_OK) {
-            return;
+    for (size_t i = 0; i < s->nlive;) {
+        int fd = s->live[i];
+        echo_conn *c = &s->conns[fd];
+        int t = -1;
+        if (tether_conn_next_timeout_ms(c->conn, now, &t) == TETHER_RESULT_OK && t == 0) {
+            tether_conn_handle_timeout(c->conn, now);
         }
-        for (size_t i = 0; i < n; i++) {
-            tether_registry_event *e = &events[i];
-            int fd = (int)e->tag;
-            if (e->kind == TETHER_REGISTRY_EVENT_KIND_PING_DUE) {
-                uint8_t payload[8];
-                for (int b = 0; b < 8; b++) {
-                    payload[b] = (uint8_t)(now >> (56 - 8 * b));
-                }
-                if (s->conns[fd].id == e->conn) {
-                    if (echo_send_frame(fd, FRAME_PING, payload, 8) == 0) {
-                        s->stats.pings_sent++;
-                    } else {
-                        echo_close(s, e->conn, &s->stats.closed_by_error);
-                    }
-                }
-            } else if (e->kind == TETHER_REGISTRY_EVENT_KIND_EXPIRED) {
-                echo_expire(s, e->conn, e->tag);
-            }
+        echo_flush(s, fd, now);
+        echo_events(s, fd);
+        if (i < s->nlive && s->live[i] == fd) {
+            i++; /* still open; otherwise another fd moved into slot i */
         }
-    } while (n == 64);
+    }
 }
 
 /* Sets up a listening socket on 127.0.0.1:port (0 = any free port).
@@ -300,19 +285,23 @@ static int echo_server_init(echo_server *s, uint16_t port, const tether_policy *
                      ? (size_t)rl.rlim_cur
                      : 65536;
     s->conns = calloc(s->max_fds, sizeof *s->conns);
-    if (!s->conns) {
+    s->live = calloc(s->max_fds, sizeof *s->live);
+    if (!s->conns || !s->live) {
         return -1;
     }
-    tether_policy default_policy;
-    if (!policy) {
-        tether_policy_default(&default_policy);
-        policy = &default_policy;
+    tether_conn_config_default(&s->config);
+    s->config.opening = TETHER_OPENING_RAW;
+    if (policy) {
+        s->config.policy = *policy;
     }
-    tether_result r = tether_registry_new(policy, tether_now_ms(), &s->registry);
+    /* Reject a bad policy now, not at the first connection. */
+    tether_conn probe = {0};
+    tether_result r = tether_conn_new(TETHER_SIDE_SERVER, &s->config, tether_now_ms(), &probe);
     if (r != TETHER_RESULT_OK) {
-        echo_log_error("tether_registry_new", r);
+        echo_log_error("tether_conn_new", r);
         return -1;
     }
+    tether_conn_free(probe);
     tether_tcp_options_default(&s->tcp);
 
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -336,7 +325,7 @@ static int echo_server_init(echo_server *s, uint16_t port, const tether_policy *
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.u64 = 0; /* 0 is never a connection id: it marks the listener */
+    ev.data.u64 = UINT64_MAX; /* no connection has this key: the listener */
     if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev) != 0) {
         perror("epoll");
         return -1;
@@ -345,13 +334,9 @@ static int echo_server_init(echo_server *s, uint16_t port, const tether_policy *
 }
 
 /* One round of the loop: wait (at most max_wait_ms, and never past the
- * registry's next deadline), handle socket events, then timers. */
+ * next connection deadline), handle socket events, then timers. */
 static int echo_server_run_once(echo_server *s, int max_wait_ms) {
-    int timeout = -1;
-    tether_registry_next_timeout_ms(s->registry, tether_now_ms(), &timeout);
-    if (timeout < 0 || (max_wait_ms >= 0 && timeout > max_wait_ms)) {
-        timeout = max_wait_ms;
-    }
+    int timeout = echo_next_timeout(s, tether_now_ms(), max_wait_ms);
     struct epoll_event events[ECHO_BATCH];
     int n = epoll_wait(s->epfd, events, ECHO_BATCH, timeout);
     if (n < 0 && errno != EINTR) {
@@ -360,28 +345,30 @@ static int echo_server_run_once(echo_server *s, int max_wait_ms) {
     }
     uint64_t now = tether_now_ms();
     for (int i = 0; i < n; i++) {
-        uint64_t id = events[i].data.u64;
-        if (id == 0) {
+        uint64_t key = events[i].data.u64;
+        if (key == UINT64_MAX) {
             echo_accept(s, now);
             continue;
         }
-        /* An earlier event of this batch (or an expiry) may have closed the
-         * connection, and the fd number may even belong to a newer one: the
-         * id tells. A stale id is simply skipped. */
-        uint64_t tag = 0;
-        if (tether_registry_tag(s->registry, id, &tag) != TETHER_RESULT_OK) {
+        /* An earlier event of this batch may have closed the connection,
+         * and the fd number may even belong to a newer one: the accept
+         * number tells. A stale event is simply skipped. */
+        int fd = (int)(uint32_t)key;
+        echo_conn *c = &s->conns[fd];
+        if (c->conn.id == 0 || c->seq != key >> 32) {
             s->stats.stale_events++;
             continue;
         }
-        int fd = (int)tag;
         uint32_t flags = events[i].events;
         if (flags & (EPOLLIN | EPOLLRDHUP)) {
-            echo_readable(s, id, fd, now); /* read() == 0 or an error closes */
+            echo_readable(s, fd, now); /* read() == 0 or an error closes */
         }
-        if (flags & (EPOLLHUP | EPOLLERR)) {
-            /* Often the second disconnect signal for the same close: the
-             * registry refuses it if the read above already closed. */
-            echo_close(s, id, &s->stats.closed_by_error);
+        if (c->conn.id != 0 && (flags & (EPOLLHUP | EPOLLERR))) {
+            /* Often the second disconnect signal for the same close: a
+             * connection the read above closed is not there any more, and
+             * a second CLOSED is never reported. */
+            tether_conn_handle_closed(c->conn, TETHER_REASON_RESET, "EPOLLHUP/EPOLLERR");
+            echo_events(s, fd);
         }
     }
     echo_timers(s, tether_now_ms());
@@ -389,15 +376,9 @@ static int echo_server_run_once(echo_server *s, int max_wait_ms) {
 }
 
 static void echo_server_destroy(echo_server *s) {
-    if (s->conns) {
-        for (size_t fd = 0; fd < s->max_fds; fd++) {
-            if (s->conns[fd].id != 0) {
-                echo_close(s, s->conns[fd].id, &s->stats.closed_by_error);
-            }
-        }
+    while (s->live && s->nlive > 0) {
+        echo_close(s, s->live[s->nlive - 1], &s->stats.closed_by_error);
     }
-    tether_registry_free(s->registry);
-    s->registry.id = 0;
     if (s->epfd >= 0) {
         close(s->epfd);
     }
@@ -405,7 +386,9 @@ static void echo_server_destroy(echo_server *s) {
         close(s->listen_fd);
     }
     free(s->conns);
+    free(s->live);
     s->conns = NULL;
+    s->live = NULL;
 }
 
 #ifndef TETHER_ECHO_NO_MAIN
@@ -437,12 +420,11 @@ int main(int argc, char **argv) {
         }
     }
     printf("accepted %llu, closed %llu (peer %llu, error %llu, expired %llu), "
-           "refused second closes %llu, stale events %llu, pings %llu, echoed %llu\n",
+           "refused second closes %llu, stale events %llu, echoed %llu\n",
            (unsigned long long)s.stats.accepted, (unsigned long long)s.stats.closed,
            (unsigned long long)s.stats.closed_by_peer, (unsigned long long)s.stats.closed_by_error,
            (unsigned long long)s.stats.closed_by_expiry, (unsigned long long)s.stats.second_closes,
-           (unsigned long long)s.stats.stale_events, (unsigned long long)s.stats.pings_sent,
-           (unsigned long long)s.stats.frames_echoed);
+           (unsigned long long)s.stats.stale_events, (unsigned long long)s.stats.frames_echoed);
     echo_server_destroy(&s);
     tether_shutdown();
     return 0;

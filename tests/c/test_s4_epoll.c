@@ -2,7 +2,8 @@
  * test_s4_epoll.c: scenario S4 end to end.
  *
  * The example epoll server (examples/c/epoll_echo_server.c, embedded here)
- * runs on tether's sans-IO registry in this thread. Another thread runs
+ * runs on tether's sans-IO connection machine (tether_conn) in this
+ * thread. Another thread runs
  * 1,000 clients that each connect, get one echo, and then vanish:
  *
  *   40 % close normally (FIN),
@@ -27,6 +28,7 @@
 #define INTERVAL_MS 300
 #define TIMEOUT_MS 200
 #define BOUND_MS (INTERVAL_MS + TIMEOUT_MS)
+#define FRAME_DATA 1 /* tether's data frame: kind 1, 4-byte length, payload */
 
 static uint16_t server_port;
 static int clients_done;   /* set by the client thread (atomic) */
@@ -163,8 +165,8 @@ static void *client_thread(void *arg) {
     return NULL;
 }
 
-/* The registry refuses a second close of the same connection, whatever
- * order the duplicate signals come in. */
+/* The gate refuses a second close of the same connection, whatever order
+ * the duplicate signals come in. */
 static void check_duplicate_close(echo_server *s) {
     int fd = connect_client();
     CHECK(fd >= 0);
@@ -173,21 +175,18 @@ static void check_duplicate_close(echo_server *s) {
     while (s->stats.accepted == before && tether_now_ms() < deadline) {
         echo_server_run_once(s, 50);
     }
-    uint64_t id = 0, server_fd = 0;
-    for (size_t i = 0; i < s->max_fds; i++) {
-        if (s->conns[i].id != 0) {
-            id = s->conns[i].id;
-            server_fd = i;
-        }
-    }
-    CHECK(id != 0);
+    CHECK(s->nlive == 1);
+    int server_fd = s->live[0];
+    tether_conn conn = s->conns[server_fd].conn;
+    CHECK(conn.id != 0);
     uint64_t closed = s->stats.closed, refused = s->stats.second_closes;
-    echo_close(s, id, &s->stats.closed_by_error);
-    echo_close(s, id, &s->stats.closed_by_error); /* e.g. EPOLLHUP after read() == 0 */
-    echo_expire(s, id, server_fd); /* a late expiry: the fd is not its any more */
+    echo_close(s, server_fd, &s->stats.closed_by_error);
+    echo_close(s, server_fd, &s->stats.closed_by_error); /* e.g. EPOLLHUP after read() == 0 */
+    echo_close(s, server_fd, &s->stats.closed_by_expiry); /* a late verdict */
     CHECK(s->stats.closed == closed + 1);
-    CHECK(s->stats.second_closes == refused + 1);
-    CHECK_RC(tether_registry_remove(s->registry, id, NULL), TETHER_RESULT_STALE_HANDLE);
+    CHECK(s->stats.second_closes == refused + 2);
+    CHECK_RC(tether_conn_free(conn), TETHER_RESULT_STALE_HANDLE);
+    CHECK_RC(tether_conn_handle_timeout(conn, tether_now_ms()), TETHER_RESULT_STALE_HANDLE);
     close(fd);
 }
 
@@ -222,10 +221,10 @@ int main(void) {
 
     printf("accepted %" PRIu64 ", closed %" PRIu64 " (peer %" PRIu64 ", error/reset %" PRIu64
            ", expired %" PRIu64 "), refused second closes %" PRIu64 ", stale epoll events %" PRIu64
-           ", pings %" PRIu64 ", echoed %" PRIu64 "\n",
+           ", echoed %" PRIu64 "\n",
            s.stats.accepted, s.stats.closed, s.stats.closed_by_peer, s.stats.closed_by_error,
            s.stats.closed_by_expiry, s.stats.second_closes, s.stats.stale_events,
-           s.stats.pings_sent, s.stats.frames_echoed);
+           s.stats.frames_echoed);
 
     CHECK(client_errors == 0);
     CHECK(echoes_ok == N_CLIENTS);
@@ -240,20 +239,16 @@ int main(void) {
         }
     }
     CHECK(once == N_CLIENTS);
-    /* Every silent client was expired by the registry; the racing ones
+    /* Every silent client was expired by its heartbeat; the racing ones
      * either expired or were seen resetting. */
     CHECK(expired_seen == N_CLIENTS / 10);
     CHECK(s.stats.closed_by_expiry >= N_CLIENTS / 10);
-    CHECK(s.stats.pings_sent >= N_CLIENTS / 10);
-    size_t len = 99;
-    CHECK_OK(tether_registry_len(s.registry, &len));
-    CHECK(len == 0);
+    CHECK(s.nlive == 0);
 
     check_duplicate_close(&s);
 
     echo_server_destroy(&s);
     free(s.closes);
-    CHECK_RC(tether_registry_free(s.registry), TETHER_RESULT_OK); /* {0} after destroy */
     CHECK_OK(tether_shutdown());
     return test_finish("test_s4_epoll");
 }
