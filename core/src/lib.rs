@@ -1,9 +1,10 @@
 //! # tether-core
 //!
-//! The sans-IO heart of tether: liveness detection, reconnect backoff, the
-//! supervisor state machine, the server-side connection registry and the
-//! frame codec. Nothing here opens a socket, starts a thread or reads a
-//! clock: every input carries `now`, and every output is polled.
+//! The sans-IO heart of tether: the connection machine, liveness
+//! detection, reconnect backoff, the supervisor state machine, the
+//! server-side connection registry and the frame codec. Nothing here opens
+//! a socket, starts a thread, reads a clock or depends on an async
+//! runtime: every input carries `now`, and every output is polled.
 //!
 //! The calling contract, shared by every state machine in this crate:
 //!
@@ -43,17 +44,18 @@
 pub mod backoff;
 pub mod cause;
 pub mod codec;
+pub mod connect_error;
 pub mod connection;
 pub mod error;
 pub mod limits;
 pub mod liveness;
 pub mod reason;
-pub mod reconnect;
 pub mod registry;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod supervisor;
 
 pub use cause::{Cause, Detail};
+pub use connect_error::ConnectError;
 pub use error::{ConfigError, HandleError};
 pub use reason::DisconnectReason;
-pub use reconnect::{ConnectError, Reconnect};

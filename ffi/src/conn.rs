@@ -87,14 +87,8 @@ pub struct tether_conn_config {
 impl tether_conn_config {
     fn defaults() -> Self {
         let c = ConnectionConfig::default();
-        let policy = match c.policy {
-            tether_core::liveness::Policy::Heartbeat(h) => tether_policy::heartbeat(&h),
-            tether_core::liveness::Policy::IdleTimeout(_) => {
-                tether_policy::heartbeat(&Default::default())
-            }
-        };
         Self {
-            policy,
+            policy: tether_policy::from_core(&c.policy),
             opening: tether_opening::Hello as u32,
             opening_timeout_ms: duration_ms(c.opening_timeout),
             max_frame: c.max_frame,
@@ -109,12 +103,14 @@ impl tether_conn_config {
         let opening = match self.opening {
             1 => Opening::Hello,
             2 => Opening::Raw,
-            other => return Err(fail(
-                tether_result::InvalidConfig,
-                format!(
+            other => {
+                return Err(fail(
+                    tether_result::InvalidConfig,
+                    format!(
                     "invalid configuration: connection.opening: {other} is not a tether_opening"
                 ),
-            )),
+                ))
+            }
         };
         let cfg = ConnectionConfig {
             policy: self.policy.to_core()?,

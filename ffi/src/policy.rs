@@ -77,6 +77,21 @@ impl tether_policy {
             idle_factor: 0.0,
         }
     }
+
+    /// The C form of any core policy.
+    pub(crate) fn from_core(p: &Policy) -> Self {
+        match p {
+            Policy::Heartbeat(h) => Self::heartbeat(h),
+            Policy::IdleTimeout(i) => Self {
+                kind: tether_policy_kind::IdleTimeout as u32,
+                interval_ms: 0,
+                timeout_ms: 0,
+                max_missed: 0,
+                keepalive_ms: duration_ms(i.keepalive),
+                idle_factor: i.factor,
+            },
+        }
+    }
 }
 
 /// Fills `*out_policy` with the default heartbeat: ping after 15 s of

@@ -55,14 +55,8 @@ pub struct tether_server_config {
 impl tether_server_config {
     fn defaults() -> Self {
         let c = ServerConfig::default();
-        let policy = match c.policy {
-            tether_core::liveness::Policy::Heartbeat(h) => tether_policy::heartbeat(&h),
-            tether_core::liveness::Policy::IdleTimeout(_) => {
-                tether_policy::heartbeat(&Default::default())
-            }
-        };
         Self {
-            policy,
+            policy: tether_policy::from_core(&c.policy),
             send_queue: c.send_queue,
             tcp: (&TcpOptions::default()).into(),
             transport: tether_transport_options { id: 0 },

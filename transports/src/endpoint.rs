@@ -4,12 +4,12 @@
 
 use crate::driver::Acceptor;
 use crate::link::BoxLink;
+use crate::Reconnect;
 use async_trait::async_trait;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use tether_core::Reconnect;
 use thiserror::Error;
 
 /// A transport scheme.

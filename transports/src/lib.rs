@@ -2,10 +2,11 @@
 //!
 //! Transports for tether and the tokio driver that runs the sans-IO core
 //! over them. Every transport supplies a [`Link`] (framed connection), a
-//! [`tether_core::Reconnect`] dialer and an [`driver::Acceptor`]; the
+//! [`tether_transports::Reconnect`] dialer and an [`driver::Acceptor`]; the
 //! supervised [`driver::Client`] and [`driver::Server`] are shared by all.
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod driver;
 pub mod endpoint;
 #[cfg(feature = "fault")]
@@ -15,6 +16,7 @@ pub mod link;
 mod pem;
 #[cfg(feature = "quic")]
 pub mod quic;
+pub mod reconnect;
 pub mod stream;
 #[cfg(feature = "tcp")]
 pub mod tcp;
@@ -27,6 +29,7 @@ pub mod udp;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use link::{BoxLink, Link};
+pub use reconnect::Reconnect;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.
 #[cfg(all(doctest, feature = "tls", feature = "quic"))]

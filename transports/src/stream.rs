@@ -1,6 +1,7 @@
 //! A [`Link`] over any byte stream (TCP, TLS): the frame codec plus the
 //! classification of how the stream ended.
 
+use crate::codec::FrameCodec;
 use crate::link::{Link, INBOX_LIMIT};
 use async_trait::async_trait;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -8,7 +9,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tether_core::codec::{CodecError, Frame, FrameCodec};
+use tether_core::codec::{CodecError, Frame};
 use tether_core::DisconnectReason;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;

@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tether_core::supervisor::Lifecycle;
-use tether_core::{ConnectError, DisconnectReason, Reconnect};
+use tether_core::{ConnectError, DisconnectReason};
 use tether_transports::driver::{Acceptor, Client, ClientEvent, Server, ServerEvent};
 use tether_transports::link::BoxLink;
 use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
+use tether_transports::Reconnect;
 
 /// Accepts real TCP connections, and panics on the second accept.
 struct PanickyAcceptor {

@@ -24,11 +24,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tether_core::codec::{Frame, DEFAULT_MAX_FRAME};
 use tether_core::supervisor::Lifecycle;
-use tether_core::{DisconnectReason, Reconnect};
+use tether_core::DisconnectReason;
 use tether_transports::driver::{Client, ClientConfig, Server};
 use tether_transports::fault::netns::{NetnsError, NetnsPair};
 use tether_transports::link::Link;
 use tether_transports::tcp::{Keepalive, TcpAcceptor, TcpConnector, TcpLink, TcpOptions};
+use tether_transports::Reconnect;
 use tokio::time::{timeout, Instant};
 
 /// Real-time bounds are generous: the point is the order of magnitude (a

@@ -270,7 +270,7 @@ async fn endpoint_builds_tls_and_reports_bad_files_clearly() {
     let dial: Endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
     let connector = endpoint::connector(&dial, &options).unwrap();
     assert_eq!(
-        tether_core::Reconnect::peer(&connector),
+        tether_transports::Reconnect::peer(&connector),
         format!("tls://127.0.0.1:{port}")
     );
     let mut client = Client::spawn(connector, fast_client()).unwrap();

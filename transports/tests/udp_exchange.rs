@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use tether_core::codec::Frame;
 use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
-use tether_core::Reconnect;
 use tether_transports::driver::{Acceptor, Client, Server, ServerEvent};
 use tether_transports::endpoint::{self, Endpoint, EndpointError, TransportOptions};
 use tether_transports::udp::{
     UdpAcceptor, UdpConnector, UdpOptions, UdpSendError, UdpStats, DEFAULT_MAX_PAYLOAD,
 };
 use tether_transports::Link;
+use tether_transports::Reconnect;
 use tokio::net::UdpSocket;
 
 /// Real-time slack over a configured bound (see s2_heartbeat.rs).

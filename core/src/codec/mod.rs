@@ -15,8 +15,8 @@
 //! | 0x80–0xff | extension | may be ignored: a receiver that does not know the kind skips the frame |
 //!
 //! Encoding and decoding are plain functions over `BytesMut`
-//! ([`encode`], [`decode`]); [`FrameCodec`] wraps them for tokio-util's
-//! `Framed`. A decoder returns `Ok(None)` for "need more bytes"; a declared
+//! ([`encode`], [`decode`]), with no runtime behind them (the transports
+//! wrap them for tokio-util's `Framed`). A decoder returns `Ok(None)` for "need more bytes"; a declared
 //! length over the maximum is an error raised from the header alone,
 //! before any buffer is grown.
 //!
@@ -35,7 +35,6 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::io;
 use thiserror::Error;
-use tokio_util::codec::{Decoder, Encoder};
 
 /// Bytes of the frame header (kind + length).
 pub const HEADER_LEN: usize = 5;
@@ -288,62 +287,18 @@ pub fn encode(frame: &Frame, max_len: usize, dst: &mut BytesMut) -> Result<(), C
     Ok(())
 }
 
-/// Encoder and decoder of [`Frame`]s with a maximum payload length, for
-/// tokio-util's `Framed`.
-#[derive(Debug, Clone, Copy)]
-pub struct FrameCodec {
-    max_len: usize,
-}
-
-impl FrameCodec {
-    /// A codec that rejects payloads over `max_len` bytes (capped at
-    /// `u32::MAX`).
-    pub fn new(max_len: usize) -> Self {
-        Self {
-            max_len: max_len.min(u32::MAX as usize),
-        }
-    }
-
-    /// The maximum payload length.
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-}
-
-impl Default for FrameCodec {
-    fn default() -> Self {
-        Self::new(DEFAULT_MAX_FRAME)
-    }
-}
-
-impl Decoder for FrameCodec {
-    type Item = Frame;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        decode(src, self.max_len)
-    }
-}
-
-impl Encoder<Frame> for FrameCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
-        encode(&frame, self.max_len, dst)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MAXLEN: usize = 100;
+
     #[test]
     fn oversized_header_is_rejected_before_allocating() {
-        let mut codec = FrameCodec::new(100);
         let mut buf = BytesMut::from(&[KIND_DATA, 0xff, 0xff, 0xff, 0xff][..]);
         let cap = buf.capacity();
         assert!(matches!(
-            codec.decode(&mut buf),
+            decode(&mut buf, MAXLEN),
             Err(CodecError::FrameTooLong {
                 len: 0xffff_ffff,
                 max: 100
@@ -354,15 +309,17 @@ mod tests {
 
     #[test]
     fn partial_frames_wait_for_more() {
-        let mut codec = FrameCodec::default();
         let mut full = BytesMut::new();
-        codec
-            .encode(Frame::Data(Bytes::from_static(b"hello")), &mut full)
-            .unwrap();
+        encode(
+            &Frame::Data(Bytes::from_static(b"hello")),
+            MAXLEN,
+            &mut full,
+        )
+        .unwrap();
         let mut buf = BytesMut::new();
         for (i, b) in full.iter().enumerate() {
             buf.put_u8(*b);
-            let got = codec.decode(&mut buf).unwrap();
+            let got = decode(&mut buf, MAXLEN).unwrap();
             if i + 1 < full.len() {
                 assert_eq!(got, None);
             } else {
@@ -373,24 +330,20 @@ mod tests {
 
     #[test]
     fn garbage_is_a_protocol_error() {
-        let mut codec = FrameCodec::default();
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
-        let err = codec.decode(&mut buf).unwrap_err();
+        let err = decode(&mut buf, MAXLEN).unwrap_err();
         assert!(err.is_protocol());
         let mut buf = BytesMut::from(&[KIND_PING, 0, 0, 0, 3, 1, 2, 3][..]);
         assert!(matches!(
-            codec.decode(&mut buf),
+            decode(&mut buf, MAXLEN),
             Err(CodecError::BadControlLength(3))
         ));
     }
 
     #[test]
     fn encoder_refuses_oversized_data() {
-        let mut codec = FrameCodec::new(4);
         let mut buf = BytesMut::new();
-        assert!(codec
-            .encode(Frame::Data(Bytes::from_static(b"12345")), &mut buf)
-            .is_err());
+        assert!(encode(&Frame::Data(Bytes::from_static(b"12345")), 4, &mut buf).is_err());
         assert!(buf.is_empty());
     }
 

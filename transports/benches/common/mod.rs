@@ -28,11 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tether_core::codec::HEADER_LEN;
 use tether_core::supervisor::Lifecycle;
-use tether_core::Reconnect;
 use tether_transports::driver::{
     Acceptor, Client, ClientConfig, ClientEvent, ClientHandle, Server, ServerConfig, ServerEvent,
 };
 use tether_transports::Link;
+use tether_transports::Reconnect;
 use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
 };

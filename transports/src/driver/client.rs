@@ -5,6 +5,7 @@ use super::batch::gather;
 use super::clock::{earliest, now, Timer};
 use super::guarded::spawn_guarded;
 use crate::link::Link;
+use crate::Reconnect;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
@@ -16,7 +17,7 @@ use tether_core::cause::human;
 use tether_core::codec::Frame;
 use tether_core::liveness::{HeartbeatConfig, Liveness, LivenessAction, Monitor};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
-use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason, Reconnect};
+use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason};
 use thiserror::Error;
 use tokio::sync::mpsc;
 

@@ -1,7 +1,7 @@
 //! The tokio driver: runs the sans-IO core over any [`crate::Link`].
 //!
 //! One supervised client loop and one server hub serve every transport;
-//! transports only supply a [`tether_core::Reconnect`] (client side) or an
+//! transports only supply a [`tether_transports::Reconnect`] (client side) or an
 //! [`Acceptor`] (server side).
 
 mod batch;

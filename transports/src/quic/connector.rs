@@ -5,12 +5,13 @@ use super::config::{client_config, QuicConfigError};
 use super::link::classify;
 use super::{QuicClientOptions, QuicLink};
 use crate::link::BoxLink;
+use crate::Reconnect;
 use async_trait::async_trait;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tether_core::{ConnectError, DisconnectReason, Reconnect};
+use tether_core::{ConnectError, DisconnectReason};
 
 /// A snapshot of a connector's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

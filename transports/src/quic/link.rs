@@ -1,12 +1,13 @@
 //! [`QuicLink`]: tether frames over QUIC datagrams (RFC 9221), one frame
 //! per datagram, and the classification of how a QUIC connection ended.
 
+use crate::codec::FrameCodec;
 use crate::link::Link;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tether_core::codec::{Frame, FrameCodec, HEADER_LEN};
+use tether_core::codec::{Frame, HEADER_LEN};
 use tether_core::DisconnectReason;
 use tokio_util::codec::{Decoder, Encoder};
 

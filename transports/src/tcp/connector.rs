@@ -2,11 +2,12 @@
 
 use super::{TcpLink, TcpOptions};
 use crate::link::BoxLink;
+use crate::Reconnect;
 use async_trait::async_trait;
 use socket2::SockRef;
 use std::net::SocketAddr;
 use tether_core::codec::DEFAULT_MAX_FRAME;
-use tether_core::{ConnectError, DisconnectReason, Reconnect};
+use tether_core::{ConnectError, DisconnectReason};
 use tokio::net::TcpStream;
 
 /// Dials one TCP peer, resolving its name on every attempt (a restarted

@@ -5,12 +5,13 @@ use super::config::{client_config, server_name, TlsConfigError};
 use super::{TlsClientOptions, TlsCounters, TlsIo, TlsLink, TlsStats};
 use crate::link::BoxLink;
 use crate::tcp::{TcpConnector, TcpOptions};
+use crate::Reconnect;
 use async_trait::async_trait;
 use rustls::pki_types::ServerName;
 use std::io;
 use std::sync::Arc;
 use tether_core::codec::DEFAULT_MAX_FRAME;
-use tether_core::{ConnectError, DisconnectReason, Reconnect};
+use tether_core::{ConnectError, DisconnectReason};
 
 /// Dials one TLS peer. Clones share the rustls configuration (and so the
 /// session cache: a reconnect resumes the last session) and the counters.

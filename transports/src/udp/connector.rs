@@ -6,11 +6,12 @@ use super::stats::UdpStats;
 use super::wire::{self, Kind, NONCE_LEN, TOKEN_LEN};
 use super::UdpOptions;
 use crate::link::BoxLink;
+use crate::Reconnect;
 use async_trait::async_trait;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tether_core::{ConfigError, ConnectError, DisconnectReason, Reconnect};
+use tether_core::{ConfigError, ConnectError, DisconnectReason};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 

@@ -27,9 +27,10 @@ use super::{assert_exactly_once, count, wait_connected, wait_disconnected};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tether_core::supervisor::Lifecycle;
-use tether_core::{DisconnectReason, Reconnect};
+use tether_core::DisconnectReason;
 use tether_transports::driver::{Client, ClientConfig};
 use tether_transports::Link;
+use tether_transports::Reconnect;
 
 const BEFORE: &[u8] = b"s0: before the kill";
 const WHILE_DOWN: &[u8] = b"s0: queued while down";

@@ -1,48 +1,8 @@
-//! The `Reconnect` trait: how a transport dials a fresh connection.
-//!
-//! This is the one piece of the core that is async: it is implemented by
-//! transports and called by drivers, never by the sans-IO state machines.
+//! `Reconnect`: how a transport dials a fresh connection. The drivers call
+//! it; the sans-IO core never does, so it lives here, with the runtime.
 
-use crate::DisconnectReason;
 use async_trait::async_trait;
-use std::fmt;
-
-/// A failed connection attempt: a classified reason plus detail for humans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectError {
-    /// Refused, timed out, unreachable, protocol error (failed handshake), ...
-    pub reason: DisconnectReason,
-    /// What went wrong, e.g. the OS error text.
-    pub detail: String,
-}
-
-impl ConnectError {
-    /// An error with `reason` and `detail`.
-    pub fn new(reason: DisconnectReason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-        }
-    }
-
-    /// The reason and detail as a [`crate::Cause`].
-    pub fn cause(&self) -> crate::Cause {
-        crate::Cause::new(self.reason, self.detail.as_str())
-    }
-
-    /// Classifies an I/O error from a connect call.
-    pub fn from_io(err: &std::io::Error) -> Self {
-        Self::new(DisconnectReason::from_connect_io(err), err.to_string())
-    }
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason, self.detail)
-    }
-}
-
-impl std::error::Error for ConnectError {}
+use tether_core::ConnectError;
 
 /// Dials new connections of type `Conn` to one configured peer.
 ///
@@ -71,7 +31,7 @@ pub trait Reconnect: Send + Sync + 'static {
     /// cause than a slow network say so (UDP: a wrong key looks exactly
     /// like no server).
     fn timeout_detail(&self, waited: std::time::Duration) -> String {
-        format!("no connection within {}", crate::cause::human(waited))
+        format!("no connection within {}", tether_core::cause::human(waited))
     }
 }
 
