@@ -274,3 +274,28 @@ async fn a_certificate_for_another_name_is_named() {
     assert_eq!(reason, DisconnectReason::TlsNameMismatch, "{detail}");
     assert!(detail.as_str().contains("db.internal"), "{detail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_lasts_the_connect_timeout_even_with_a_short_idle_timeout() {
+    // A port that takes datagrams and never answers; QUIC's idle timeout
+    // (300 ms here) is far shorter than the connect timeout.
+    let silent = std::net::UdpSocket::bind(loopback()).unwrap();
+    let pki = Pki::generate();
+    let options = pki.quic_client(quic_support::liveness(
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    ));
+    let conn =
+        QuicConnector::new("127.0.0.1", silent.local_addr().unwrap().port(), &options).unwrap();
+    let connect_timeout = Duration::from_millis(1500);
+    let mut config = fast_client();
+    config.backoff = config.backoff.with_min_connect_timeout(connect_timeout);
+    let mut client = Client::spawn(conn, config).unwrap();
+    let mut seen = vec![];
+    let started = std::time::Instant::now();
+    let reason = wait_connect_failed(&mut client, &mut seen).await;
+    let took = started.elapsed();
+    client.close();
+    assert_eq!(reason, DisconnectReason::ConnectTimeout, "{seen:?}");
+    assert!(took >= connect_timeout, "gave up after {took:?}");
+}

@@ -247,7 +247,34 @@ fn connect_error(err: &quinn::ConnectionError) -> ConnectError {
 impl Reconnect for QuicConnector {
     type Conn = BoxLink;
 
+    /// Dials and completes the handshake. A handshake that times out
+    /// (quinn's idle timeout, which follows the heartbeat and can be much
+    /// shorter than the connect timeout) is started again: the attempt
+    /// lasts the driver's connect timeout, as on every other transport,
+    /// and the driver's deadline ends it.
     async fn connect(&self) -> Result<BoxLink, ConnectError> {
+        loop {
+            match self.connect_once().await {
+                Err(e) if e.reason == DisconnectReason::ConnectTimeout => {
+                    tracing::debug!(peer = %self.peer(), detail = %e.detail, "QUIC handshake timed out; trying again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn peer(&self) -> String {
+        if self.inner.host.contains(':') {
+            format!("quic://[{}]:{}", self.inner.host, self.inner.port)
+        } else {
+            format!("quic://{}:{}", self.inner.host, self.inner.port)
+        }
+    }
+}
+
+impl QuicConnector {
+    /// One dial and handshake.
+    async fn connect_once(&self) -> Result<BoxLink, ConnectError> {
         let remote = self.resolve().await?;
         let endpoint = self
             .endpoint_for(remote)
@@ -270,14 +297,6 @@ impl Reconnect for QuicConnector {
                 self.inner.counters.failed.fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
-        }
-    }
-
-    fn peer(&self) -> String {
-        if self.inner.host.contains(':') {
-            format!("quic://[{}]:{}", self.inner.host, self.inner.port)
-        } else {
-            format!("quic://{}:{}", self.inner.host, self.inner.port)
         }
     }
 }
