@@ -428,6 +428,13 @@ impl Connection {
         true
     }
 
+    /// The next frame to send, for a transport that does its own framing.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
+        let frame = self.next_frame(0);
+        self.after_transmit(now, false);
+        frame
+    }
+
     /// When [`Connection::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let opening = match self.phase {
@@ -498,7 +505,9 @@ impl Connection {
         appended
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: Frame) {
+    /// Takes one frame from a transport that does its own framing (a link
+    /// that hands over decoded frames).
+    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
         if self.phase == Phase::Closed {
             return;
         }

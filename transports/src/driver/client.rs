@@ -15,7 +15,8 @@ use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
 use tether_core::cause::human;
 use tether_core::codec::Frame;
-use tether_core::liveness::{HeartbeatConfig, Liveness, LivenessAction, Monitor};
+use tether_core::connection::{self, Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
 use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason};
 use thiserror::Error;
@@ -210,7 +211,6 @@ impl Client {
     {
         config.validate()?;
         let backoff = ExponentialBackoff::new(config.backoff.clone())?;
-        let monitor = Monitor::heartbeat(config.heartbeat, now())?;
         let (data_tx, data_rx) = mpsc::channel(config.max_pending);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -218,17 +218,29 @@ impl Client {
         // peer stopped reading: the same verdict the heartbeat would reach.
         let write_timeout = config.heartbeat.detection_bound();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
+        // Pings, pongs and the liveness verdict of each connection are the
+        // connection machine's; data keeps the driver's resend-on-failure
+        // queue. The raw opening: servers of this version send no welcome.
+        let connection = ConnectionConfig {
+            policy: Policy::Heartbeat(config.heartbeat),
+            opening: Opening::Raw,
+            max_frame: max_message.clamp(1, u32::MAX as usize),
+            send_queue: 1,
+            recv_queue: connection::MAX_QUEUE,
+            ..ConnectionConfig::default()
+        };
+        connection.validate()?;
         let live = Arc::new(AtomicU64::new(0));
         let driver = Driver {
             connector: Arc::new(connector),
             supervisor: Supervisor::new(backoff),
-            monitor,
+            connection,
+            conn: None,
             link: None,
             dial: None,
             pending: VecDeque::new(),
             max_pending: config.max_pending,
             inbox: VecDeque::new(),
-            pongs_due: Vec::new(),
             data_rx,
             data_open: true,
             control_rx,
@@ -295,15 +307,15 @@ type DialFuture<C> = BoxFuture<'static, Result<C, ConnectError>>;
 struct Driver<R: Reconnect> {
     connector: Arc<R>,
     supervisor: Supervisor<ExponentialBackoff>,
-    monitor: Monitor,
+    connection: ConnectionConfig,
+    /// The machine of the live link (`Some` exactly while `link` is).
+    conn: Option<Connection>,
     link: Option<(u64, R::Conn)>,
     dial: Option<(u64, DialFuture<R::Conn>)>,
     pending: VecDeque<Bytes>,
     max_pending: usize,
     /// Frames read while a write waited (see `Link::transmit`).
     inbox: VecDeque<Frame>,
-    /// Pings received that still want their pong.
-    pongs_due: Vec<u64>,
     data_rx: mpsc::Receiver<Bytes>,
     data_open: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
@@ -326,11 +338,11 @@ where
             if self.supervisor.is_terminal() {
                 return;
             }
-            if !self.pongs_due.is_empty() {
-                self.answer_pings().await;
+            if self.conn.as_ref().is_some_and(Connection::has_transmit) {
+                self.send_control().await;
                 continue;
             }
-            let liveness = self.link.as_ref().and(self.monitor.poll_timeout());
+            let liveness = self.conn.as_ref().and_then(Connection::poll_timeout);
             timer.arm(earliest(self.supervisor.poll_timeout(), liveness));
             // While disconnected, messages wait in the channel (which holds
             // exactly `max_pending`); the driver's own queue only keeps a
@@ -432,7 +444,8 @@ where
         match result {
             Ok(mut link) => {
                 if self.supervisor.handle_connected(generation, at) {
-                    self.monitor.reset(at);
+                    // Validated at spawn: cannot fail.
+                    self.conn = Connection::new(Side::Client, self.connection, at).ok();
                     self.link = Some((generation, link));
                     self.flush_pending().await;
                 } else {
@@ -453,33 +466,37 @@ where
         }
     }
 
-    /// Accounts for one received frame; a ping's pong is sent from the
-    /// event loop (`answer_pings`).
+    /// Hands one received frame to the connection machine; a ping's pong
+    /// is sent from the event loop (`send_control`).
     fn take_frame(&mut self, frame: Frame) {
-        let at = now();
-        match frame {
-            Frame::Data(msg) => {
-                self.monitor.handle_received(at);
-                let _ = self.events.send(ClientEvent::Message(msg));
-            }
-            Frame::Ping(payload) => {
-                self.monitor.handle_received(at);
-                self.pongs_due.push(payload);
-            }
-            Frame::Pong(payload) => {
-                self.monitor.handle_pong(at, payload);
-            }
-            // Not sent by this driver's peers; traffic all the same.
-            Frame::Hello(_) | Frame::Welcome(_) | Frame::Skipped { .. } => {
-                self.monitor.handle_received(at);
+        if let Some(conn) = self.conn.as_mut() {
+            conn.handle_frame(now(), frame);
+        }
+        self.take_conn_events();
+    }
+
+    /// Reports the machine's messages; its `Closed` ends the link.
+    fn take_conn_events(&mut self) {
+        while let Some(event) = self.conn.as_mut().and_then(Connection::poll_event) {
+            match event {
+                ConnectionEvent::Message(msg) => {
+                    let _ = self.events.send(ClientEvent::Message(msg));
+                }
+                ConnectionEvent::Closed(cause) => self.lose_link(cause),
+                ConnectionEvent::Connected { .. } => {}
             }
         }
     }
 
-    async fn answer_pings(&mut self) {
-        let pongs: Vec<Frame> = self.pongs_due.drain(..).map(Frame::Pong).collect();
-        if self.link.is_some() {
-            self.transmit(Some(pongs)).await;
+    /// Writes the pongs and pings the machine asks for.
+    async fn send_control(&mut self) {
+        let at = now();
+        let frames: Vec<Frame> = match self.conn.as_mut() {
+            Some(conn) => std::iter::from_fn(|| conn.poll_frame(at)).collect(),
+            None => return,
+        };
+        if !frames.is_empty() {
+            self.transmit(Some(frames)).await;
         }
     }
 
@@ -509,27 +526,11 @@ where
         if self.link.is_none() {
             return;
         }
-        self.monitor.handle_timeout(at);
-        while let Some(action) = self.monitor.poll_action() {
-            match action {
-                LivenessAction::SendPing { payload } => {
-                    self.write(Frame::Ping(payload)).await;
-                }
-                LivenessAction::Dead { reason, silent_for } => {
-                    let detail = format!(
-                        "nothing received for {} (heartbeat bound {})",
-                        human(silent_for),
-                        human(self.monitor.detection_bound()),
-                    );
-                    self.lose_link(Cause::new(reason, detail));
-                }
-            }
+        if let Some(conn) = self.conn.as_mut() {
+            conn.handle_timeout(at);
         }
-    }
-
-    /// Writes one frame on the live link; on failure the link is lost.
-    async fn write(&mut self, frame: Frame) -> bool {
-        self.transmit(Some(vec![frame])).await
+        // A ping goes out on the next turn of the loop (`send_control`).
+        self.take_conn_events();
     }
 
     /// Writes `frames`, or with `None` every pending message, with one
@@ -589,7 +590,7 @@ where
     fn lose_link(&mut self, cause: Cause) {
         if let Some((generation, link)) = self.link.take() {
             drop(link);
-            self.pongs_due.clear();
+            self.conn = None;
             self.supervisor
                 .handle_disconnected(generation, cause, now());
         }
