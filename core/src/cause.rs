@@ -83,6 +83,37 @@ impl Cause {
     }
 }
 
+impl Cause {
+    /// This side closed on purpose.
+    pub fn closed_by_application() -> Self {
+        Self::new(DisconnectReason::ClosedLocally, "closed by the application")
+    }
+
+    /// The liveness rule's verdict: nothing was received for `silent_for`,
+    /// past the rule's detection `bound`.
+    pub fn silent(silent_for: std::time::Duration, bound: std::time::Duration) -> Self {
+        Self::new(
+            DisconnectReason::Timeout,
+            format!(
+                "nothing received for {} (liveness bound {})",
+                human(silent_for),
+                human(bound)
+            ),
+        )
+    }
+
+    /// A write made no progress for `bound`: the peer stopped reading.
+    pub fn write_stall(bound: std::time::Duration) -> Self {
+        Self::new(
+            DisconnectReason::Timeout,
+            format!(
+                "a write made no progress for {}: the peer stopped reading",
+                human(bound)
+            ),
+        )
+    }
+}
+
 impl From<DisconnectReason> for Cause {
     /// The reason alone, with the reason's standard wording as detail.
     fn from(reason: DisconnectReason) -> Self {

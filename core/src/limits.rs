@@ -6,7 +6,7 @@
 //! |---|---|
 //! | any duration (heartbeat, idle timeout, backoff delays, connect and handshake timeouts, kernel keepalive) | [`MAX_DURATION`] (7 days) |
 //! | a growth factor (backoff multiplier, idle factor) | [`MAX_FACTOR`] (1000) |
-//! | a queue length (client `max_pending`, server `send_queue`) | 16,777,216 (`tether_transports::driver::MAX_QUEUE`) |
+//! | a queue length (client `max_pending`, server `send_queue`, a connection's queues) | [`MAX_QUEUE`] (16,777,216) |
 
 use crate::ConfigError;
 use std::time::Duration;
@@ -16,6 +16,24 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The largest growth factor any setting accepts.
 pub const MAX_FACTOR: f64 = 1000.0;
+
+/// The longest queue any setting accepts, in messages (a client's
+/// `max_pending`, a server's `send_queue`, a connection's queues).
+pub const MAX_QUEUE: usize = 1 << 24;
+
+/// Checks a queue length: 1 ..= [`MAX_QUEUE`].
+pub fn queue_len(field: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(field, "must be at least 1"));
+    }
+    if value > MAX_QUEUE {
+        return Err(ConfigError::new(
+            field,
+            format!("{value} is more than the maximum of {MAX_QUEUE}"),
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a duration that must be greater than zero and at most
 /// [`MAX_DURATION`].
@@ -67,6 +85,9 @@ mod tests {
         let over = MAX_DURATION + Duration::from_millis(1);
         assert_eq!(positive_duration("b", over).unwrap_err().field, "b");
         assert!(bounded_duration("c", Duration::MAX).is_err());
+        assert!(queue_len("q", 1).is_ok() && queue_len("q", MAX_QUEUE).is_ok());
+        assert_eq!(queue_len("q", 0).unwrap_err().field, "q");
+        assert_eq!(queue_len("q", MAX_QUEUE + 1).unwrap_err().field, "q");
         assert!(factor("m", 1.0).is_ok() && factor("m", MAX_FACTOR).is_ok());
         for bad in [0.5, 1e300, f64::NAN, f64::INFINITY, -1.0] {
             assert_eq!(factor("m", bad).unwrap_err().field, "m");

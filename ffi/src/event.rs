@@ -98,25 +98,20 @@ pub extern "C" fn tether_reason_name(reason: u32) -> *const c_char {
 }
 
 fn reason_name(reason: u32) -> &'static CStr {
-    use DisconnectReason as R;
-    if reason == 0 {
-        return c"none";
-    }
-    match R::from_u32(reason) {
-        Some(R::PeerClosed) => c"peer_closed",
-        Some(R::Reset) => c"reset",
-        Some(R::Timeout) => c"timeout",
-        Some(R::ConnectRefused) => c"connect_refused",
-        Some(R::ConnectTimeout) => c"connect_timeout",
-        Some(R::Unreachable) => c"unreachable",
-        Some(R::ProtocolError) => c"protocol_error",
-        Some(R::ClosedLocally) => c"closed_locally",
-        Some(R::Io) => c"io",
-        Some(R::TakenOver) => c"taken_over",
-        Some(R::Internal) => c"internal",
-        Some(R::TlsCertificate) => c"tls_certificate",
-        Some(R::TlsNameMismatch) => c"tls_name_mismatch",
-        None => c"unknown",
+    // The names are the core's (`DisconnectReason::as_str`), made C text
+    // once.
+    static NAMES: std::sync::OnceLock<Vec<CString>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (1..)
+            .map_while(DisconnectReason::from_u32)
+            .map(|r| CString::new(r.as_str()).unwrap_or_default())
+            .collect()
+    });
+    match reason {
+        0 => c"none",
+        n => names
+            .get(n as usize - 1)
+            .map_or(c"unknown", CString::as_c_str),
     }
 }
 

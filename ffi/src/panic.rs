@@ -79,11 +79,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), tether_result>) -> tether_
         Ok(Ok(())) => return tether_result::Ok,
         Ok(Err(code)) => code,
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = tether_transports::driver::panic_text(payload.as_ref());
             fail(
                 tether_result::Panic,
                 format!("internal panic in tether: {what}"),

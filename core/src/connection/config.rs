@@ -6,10 +6,6 @@ use crate::liveness::{HeartbeatConfig, Policy};
 use crate::ConfigError;
 use std::time::Duration;
 
-/// The largest queue a connection accepts, in messages (the same bound as
-/// the drivers' queues).
-pub const MAX_QUEUE: usize = 1 << 24;
-
 /// Which end of the connection this machine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -45,10 +41,10 @@ pub struct ConnectionConfig {
     /// Largest data payload sent or accepted, in bytes.
     pub max_frame: usize,
     /// Application messages waiting to be written, at most (1 ..=
-    /// [`MAX_QUEUE`]); `send` fails with `Full` beyond it.
+    /// [`limits::MAX_QUEUE`]); `send` fails with `Full` beyond it.
     pub send_queue: usize,
     /// Received messages waiting for the application, at most (1 ..=
-    /// [`MAX_QUEUE`]). When full the machine stops taking bytes
+    /// [`limits::MAX_QUEUE`]). When full the machine stops taking bytes
     /// ([`super::Connection::wants_read`] is false): backpressure to the
     /// sender instead of growth.
     pub recv_queue: usize,
@@ -86,8 +82,8 @@ impl ConnectionConfig {
                 format!("must be 1 ..= {} bytes", u32::MAX),
             ));
         }
-        queue("connection.send_queue", self.send_queue)?;
-        queue("connection.recv_queue", self.recv_queue)?;
+        limits::queue_len("connection.send_queue", self.send_queue)?;
+        limits::queue_len("connection.recv_queue", self.recv_queue)?;
         if let Some(stall) = self.write_stall {
             limits::positive_duration("connection.write_stall", stall)?;
         }
@@ -99,14 +95,4 @@ impl ConnectionConfig {
         self.write_stall
             .unwrap_or_else(|| self.policy.detection_bound())
     }
-}
-
-fn queue(field: &'static str, value: usize) -> Result<(), ConfigError> {
-    if value == 0 || value > MAX_QUEUE {
-        return Err(ConfigError::new(
-            field,
-            format!("must be 1 ..= {MAX_QUEUE}, got {value}"),
-        ));
-    }
-    Ok(())
 }

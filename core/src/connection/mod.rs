@@ -52,7 +52,7 @@ mod send_buffer;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConnectionConfig, Opening, Side, MAX_QUEUE};
+pub use config::{ConnectionConfig, Opening, Side};
 pub use event::{ConnSendError, ConnectionEvent};
 
 use crate::cause::human;
@@ -300,7 +300,7 @@ impl Connection {
     pub fn handle_closed(&mut self, cause: Cause) {
         if self.phase == Phase::Closing && cause.reason == DisconnectReason::PeerClosed {
             // The peer answered our close with its own.
-            self.finish(closed_locally());
+            self.finish(Cause::closed_by_application());
             return;
         }
         self.fail(cause);
@@ -328,13 +328,7 @@ impl Connection {
         }
         if let Some(at) = self.stall {
             if now >= at {
-                self.fail(Cause::new(
-                    DisconnectReason::Timeout,
-                    format!(
-                        "a write made no progress for {}: the peer stopped reading",
-                        human(self.config.stall_bound())
-                    ),
-                ));
+                self.fail(Cause::write_stall(self.config.stall_bound()));
                 return;
             }
         }
@@ -350,13 +344,8 @@ impl Connection {
             while let Some(action) = self.monitor.poll_action() {
                 match action {
                     LivenessAction::SendPing { payload } => self.ping = Some(payload),
-                    LivenessAction::Dead { reason, silent_for } => {
-                        let detail = format!(
-                            "nothing received for {} (liveness bound {})",
-                            human(silent_for),
-                            human(self.monitor.detection_bound())
-                        );
-                        self.fail(Cause::new(reason, detail));
+                    LivenessAction::Dead { silent_for, .. } => {
+                        self.fail(Cause::silent(silent_for, self.monitor.detection_bound()));
                         return;
                     }
                 }
@@ -391,11 +380,11 @@ impl Connection {
     pub fn close(&mut self, _now: Instant) {
         match self.phase {
             Phase::Closed | Phase::Closing => {}
-            Phase::Opening { .. } => self.finish(closed_locally()),
+            Phase::Opening { .. } => self.finish(Cause::closed_by_application()),
             Phase::Open => {
                 self.phase = Phase::Closing;
                 if self.send.is_empty() {
-                    self.finish(closed_locally());
+                    self.finish(Cause::closed_by_application());
                 }
             }
         }
@@ -500,7 +489,7 @@ impl Connection {
             self.stall = Some(now + self.config.stall_bound());
         }
         if self.phase == Phase::Closing && self.send.is_empty() {
-            self.finish(closed_locally());
+            self.finish(Cause::closed_by_application());
         }
         appended
     }
@@ -621,8 +610,4 @@ impl Connection {
         self.early.clear();
         self.events.push_back(ConnectionEvent::Closed(cause));
     }
-}
-
-fn closed_locally() -> Cause {
-    Cause::new(DisconnectReason::ClosedLocally, "closed by the application")
 }

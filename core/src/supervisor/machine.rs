@@ -177,7 +177,7 @@ impl<B: Backoff> Supervisor<B> {
                 self.events.push_back(Lifecycle::Disconnected {
                     generation,
                     reason: DisconnectReason::ClosedLocally,
-                    detail: "closed by the application".into(),
+                    detail: Cause::closed_by_application().detail,
                 });
             }
             State::Connecting { generation, .. } => {

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
-use tether_core::cause::human;
 use tether_core::codec::Frame;
-use tether_core::connection::{self, Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
 use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason};
@@ -30,7 +30,7 @@ pub struct ClientConfig {
     /// Waiting between connection attempts.
     pub backoff: BackoffConfig,
     /// Messages kept while disconnected; when full, `send` waits and
-    /// `try_send` fails. From 1 to [`MAX_QUEUE`].
+    /// `try_send` fails. From 1 to [`limits::MAX_QUEUE`].
     pub max_pending: usize,
 }
 
@@ -49,26 +49,8 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.heartbeat.validate()?;
         self.backoff.validate()?;
-        check_queue("client.max_pending", self.max_pending)
+        limits::queue_len("client.max_pending", self.max_pending)
     }
-}
-
-/// The largest queue length any tether queue accepts (client
-/// `max_pending`, server `send_queue`): 16,777,216 messages.
-pub const MAX_QUEUE: usize = 1 << 24;
-
-/// Checks a queue length setting: 1 ..= [`MAX_QUEUE`].
-pub(crate) fn check_queue(field: &'static str, value: usize) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::new(field, "must be at least 1"));
-    }
-    if value > MAX_QUEUE {
-        return Err(ConfigError::new(
-            field,
-            format!("{value} is more than the maximum of {MAX_QUEUE}"),
-        ));
-    }
-    Ok(())
 }
 
 /// What a supervised client reports.
@@ -214,9 +196,6 @@ impl Client {
         let (data_tx, data_rx) = mpsc::channel(config.max_pending);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        // A write that cannot complete within the detection bound means the
-        // peer stopped reading: the same verdict the heartbeat would reach.
-        let write_timeout = config.heartbeat.detection_bound();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
         // Pings, pongs and the liveness verdict of each connection are the
         // connection machine's; data keeps the driver's resend-on-failure
@@ -226,10 +205,13 @@ impl Client {
             opening: Opening::Raw,
             max_frame: max_message.clamp(1, u32::MAX as usize),
             send_queue: 1,
-            recv_queue: connection::MAX_QUEUE,
+            recv_queue: limits::MAX_QUEUE,
             ..ConnectionConfig::default()
         };
         connection.validate()?;
+        // A write that cannot complete within the machine's stall bound (the
+        // detection bound) means the peer stopped reading.
+        let write_timeout = connection.stall_bound();
         let live = Arc::new(AtomicU64::new(0));
         let driver = Driver {
             connector: Arc::new(connector),
@@ -553,13 +535,7 @@ where
         let outcome = tokio::select! {
             written = tokio::time::timeout(self.write_timeout, io) => match written {
                 Ok(result) => result.map_err(|r| Some(Cause::from(r))),
-                Err(_) => Err(Some(Cause::new(
-                    DisconnectReason::Timeout,
-                    format!(
-                        "a write did not complete within {}: the peer stopped reading",
-                        human(self.write_timeout)
-                    ),
-                ))),
+                Err(_) => Err(Some(Cause::write_stall(self.write_timeout))),
             },
             control = self.control_rx.recv() => match control {
                 Some(Control::Close) | None => Err(None),

@@ -8,8 +8,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 /// The text of a panic payload (`panic!("...")` carries a `&str` or a
-/// `String`).
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+/// `String`); shared with libtether's panic boundary.
+pub fn panic_text(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

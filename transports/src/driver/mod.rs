@@ -10,5 +10,8 @@ mod clock;
 pub(crate) mod guarded;
 mod server;
 
-pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError, MAX_QUEUE};
+pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
+pub use guarded::panic_text;
 pub use server::{Acceptor, Server, ServerConfig, ServerEvent, ServerSendError};
+/// The longest queue a client or server accepts (`tether_core::limits`).
+pub use tether_core::limits::MAX_QUEUE;

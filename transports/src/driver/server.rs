@@ -2,7 +2,6 @@
 //! liveness in one registry, and reports each connection's end exactly once.
 
 use super::batch::gather;
-use super::client::check_queue;
 use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
 use crate::link::{BoxLink, Link};
@@ -15,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tether_core::cause::human;
 use tether_core::codec::Frame;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::registry::{ConnId, Registry, RegistryEvent};
@@ -51,7 +49,7 @@ pub struct ServerConfig {
     /// (`Heartbeat`, default) or only drops them (`IdleTimeout`).
     pub policy: Policy,
     /// Frames queued per connection before `try_send` reports `Full`:
-    /// 1 ..= [`super::MAX_QUEUE`].
+    /// 1 ..= [`tether_core::limits::MAX_QUEUE`].
     pub send_queue: usize,
 }
 
@@ -68,7 +66,7 @@ impl ServerConfig {
     /// Checks every value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
-        check_queue("server.send_queue", self.send_queue)
+        tether_core::limits::queue_len("server.send_queue", self.send_queue)
     }
 }
 
@@ -244,16 +242,12 @@ impl Server {
             registry,
             conns: conns.clone(),
             hub_tx,
-            events: events_tx.clone(),
+            events: events_tx,
             send_queue: config.send_queue,
             shutdown: shutdown.clone(),
             origin: now(),
         };
-        let failed = Failure {
-            conns: conns.clone(),
-            events: events_tx,
-            shutdown: shutdown.clone(),
-        };
+        let failed = hub.failure();
         let hub_task = spawn_guarded(hub.run(hub_rx), move |text| failed.report(text));
         Ok(Self {
             conns,
@@ -345,7 +339,7 @@ impl Server {
     pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         match conns.get(&id) {
-            Some(conn) if conn.end(closed_by_application()) => Ok(()),
+            Some(conn) if conn.end(Cause::closed_by_application()) => Ok(()),
             _ => Err(HandleError::Stale),
         }
     }
@@ -376,10 +370,6 @@ impl Drop for Server {
             ));
         }
     }
-}
-
-fn closed_by_application() -> Cause {
-    Cause::new(DisconnectReason::ClosedLocally, "closed by the application")
 }
 
 async fn accept_loop<A: Acceptor>(
@@ -449,6 +439,15 @@ impl Hub {
         }
     }
 
+    /// What reports this server's failure (from the hub or its guard).
+    fn failure(&self) -> Failure {
+        Failure {
+            conns: self.conns.clone(),
+            events: self.events.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Conn>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -487,12 +486,7 @@ impl Hub {
                 }
             }
             HubMsg::Failed(text) => {
-                Failure {
-                    conns: self.conns.clone(),
-                    events: self.events.clone(),
-                    shutdown: self.shutdown.clone(),
-                }
-                .report(text);
+                self.failure().report(text);
                 return false;
             }
         }
@@ -554,14 +548,7 @@ impl Hub {
                 }
                 RegistryEvent::Expired { id, silent_for, .. } => {
                     if let Some(conn) = conns.get(&id) {
-                        conn.end(Cause::new(
-                            DisconnectReason::Timeout,
-                            format!(
-                                "nothing received for {} (liveness bound {})",
-                                human(silent_for),
-                                human(self.registry.detection_bound())
-                            ),
-                        ));
+                        conn.end(Cause::silent(silent_for, self.registry.detection_bound()));
                     }
                 }
             }
