@@ -53,6 +53,7 @@ pub mod reason;
 pub mod registry;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod slab;
 pub mod supervisor;
 
 pub use cause::{Cause, Detail};

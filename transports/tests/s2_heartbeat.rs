@@ -43,12 +43,17 @@ async fn server_keeps_a_quiet_client_that_answers_pings() {
     let mut client = tcp_client(server.local_addr().port(), fast_client());
     let mut seen = vec![];
     wait_connected(&mut client, &mut seen).await;
-    // Ten detection bounds of application silence: nobody may be dropped.
     let mut server_seen = vec![];
+    let id = wait_accepted(&mut server, &mut server_seen).await;
+    // Ten detection bounds of application silence: nobody may be dropped.
     drain(&mut server, &mut server_seen, bound * 10).await;
     drain(&mut client, &mut seen, Duration::from_millis(1)).await;
     assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
     assert_eq!(disconnects(&seen), [], "{seen:?}");
+    // Both ends pinged the silent other and measured the round trip.
+    let server_rtt = server.rtt(id).unwrap().expect("the server measured no round trip");
+    let client_rtt = client.handle().rtt().expect("the client measured no round trip");
+    assert!(server_rtt < bound && client_rtt < bound, "{server_rtt:?} {client_rtt:?}");
     client.close();
 }
 
@@ -158,4 +163,45 @@ async fn close_is_prompt_while_a_write_is_stuck() {
         [(1, DisconnectReason::ClosedLocally)],
         "{seen:?}"
     );
+}
+
+#[tokio::test]
+async fn server_drops_a_client_that_talks_but_never_reads() {
+    use tether_core::codec::{encode, Frame};
+    use tether_transports::driver::ServerEvent;
+    use tokio::io::AsyncWriteExt;
+    let bound = fast_server().policy.detection_bound();
+    let mut server = tcp_server(fast_server()).await;
+    // A client that keeps pinging (so it is never silent) but never reads
+    // what the server writes: only the server's write-stall bound ends it.
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let talker = tokio::spawn(async move {
+        let mut wire = bytes::BytesMut::new();
+        for n in 0u64.. {
+            wire.clear();
+            encode(&Frame::Ping(n), 1024, &mut wire).unwrap();
+            if stream.write_all(&wire).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut seen = vec![];
+    let id = wait_accepted(&mut server, &mut seen).await;
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let started = Instant::now();
+    // Fill the socket buffers; the queue then stays full.
+    while server.try_send(id, chunk.clone()).is_ok() {}
+    let (_, reason) = wait_closed(&mut server, &mut seen, bound * 4 + SLACK).await;
+    assert_eq!(reason, DisconnectReason::Timeout, "{seen:?}");
+    assert!(started.elapsed() >= bound, "dropped before the bound");
+    let detail = seen.iter().find_map(|e| match e {
+        ServerEvent::Closed { detail, .. } => Some(detail.to_string()),
+        _ => None,
+    });
+    assert!(
+        detail.as_deref().is_some_and(|d| d.contains("stopped reading")),
+        "{detail:?}"
+    );
+    talker.abort();
 }

@@ -18,7 +18,7 @@ pub struct ConnId {
 }
 
 impl ConnId {
-    pub(super) fn new(index: u32, generation: u32) -> Self {
+    pub(crate) fn new(index: u32, generation: u32) -> Self {
         Self { index, generation }
     }
 

@@ -4,10 +4,11 @@
 use super::batch::gather;
 use super::clock::{earliest, now, Timer};
 use super::guarded::spawn_guarded;
+use super::wired::{Wired, Written};
 use crate::link::Link;
 use crate::Reconnect;
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -107,6 +108,7 @@ pub struct ClientHandle {
     data: mpsc::Sender<Bytes>,
     control: mpsc::UnboundedSender<Control>,
     max_message: usize,
+    rtt: Arc<AtomicU64>,
 }
 
 impl ClientHandle {
@@ -150,6 +152,13 @@ impl ClientHandle {
     /// event stream ends with `Closed`. Idempotent.
     pub fn close(&self) {
         let _ = self.control.send(Control::Close);
+    }
+
+    /// The last round trip measured (a ping and its pong), on this or an
+    /// earlier connection; `None` before the first.
+    pub fn rtt(&self) -> Option<Duration> {
+        let micros = self.rtt.load(Ordering::Relaxed);
+        micros.checked_sub(1).map(Duration::from_micros)
     }
 
     /// True once the client's task has ended.
@@ -209,26 +218,22 @@ impl Client {
             ..ConnectionConfig::default()
         };
         connection.validate()?;
-        // A write that cannot complete within the machine's stall bound (the
-        // detection bound) means the peer stopped reading.
-        let write_timeout = connection.stall_bound();
         let live = Arc::new(AtomicU64::new(0));
+        let rtt = Arc::new(AtomicU64::new(0));
         let driver = Driver {
             connector: Arc::new(connector),
             supervisor: Supervisor::new(backoff),
             connection,
-            conn: None,
             link: None,
             dial: None,
             pending: VecDeque::new(),
             max_pending: config.max_pending,
-            inbox: VecDeque::new(),
             data_rx,
             data_open: true,
             control_rx,
             events: events_tx.clone(),
             live: live.clone(),
-            write_timeout,
+            rtt: rtt.clone(),
         };
         spawn_guarded(driver.run(), move |text| {
             let cause = Cause::new(DisconnectReason::Internal, text);
@@ -247,6 +252,7 @@ impl Client {
                 data: data_tx,
                 control: control_tx,
                 max_message,
+                rtt,
             },
             events: events_rx,
         })
@@ -290,21 +296,19 @@ struct Driver<R: Reconnect> {
     connector: Arc<R>,
     supervisor: Supervisor<ExponentialBackoff>,
     connection: ConnectionConfig,
-    /// The machine of the live link (`Some` exactly while `link` is).
-    conn: Option<Connection>,
-    link: Option<(u64, R::Conn)>,
+    /// The live link of generation `.0` and its connection machine.
+    link: Option<(u64, Wired<R::Conn>)>,
     dial: Option<(u64, DialFuture<R::Conn>)>,
     pending: VecDeque<Bytes>,
     max_pending: usize,
-    /// Frames read while a write waited (see `Link::transmit`).
-    inbox: VecDeque<Frame>,
     data_rx: mpsc::Receiver<Bytes>,
     data_open: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
     events: mpsc::UnboundedSender<ClientEvent>,
     /// The generation that is up (0: none), for the report of a panic.
     live: Arc<AtomicU64>,
-    write_timeout: Duration,
+    /// The last round trip in microseconds plus one (0: none yet).
+    rtt: Arc<AtomicU64>,
 }
 
 impl<R> Driver<R>
@@ -320,11 +324,13 @@ where
             if self.supervisor.is_terminal() {
                 return;
             }
-            if self.conn.as_ref().is_some_and(Connection::has_transmit) {
-                self.send_control().await;
-                continue;
+            if let Some((_, wired)) = self.link.as_mut() {
+                if wired.take_control() {
+                    self.transmit(false).await;
+                    continue;
+                }
             }
-            let liveness = self.conn.as_ref().and_then(Connection::poll_timeout);
+            let liveness = self.link.as_ref().and_then(|(_, w)| w.conn.poll_timeout());
             timer.arm(earliest(self.supervisor.poll_timeout(), liveness));
             // While disconnected, messages wait in the channel (which holds
             // exactly `max_pending`); the driver's own queue only keeps a
@@ -337,28 +343,17 @@ where
                 },
                 result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
                 frame = recv(&mut self.link), if self.link.is_some() => {
-                    self.on_frame(frame);
-                    self.drain_frames();
+                    if let Some((_, wired)) = self.link.as_mut() {
+                        wired.handle_recv(frame);
+                        wired.drain_received(MAX_BATCH - 1);
+                    }
+                    self.take_conn_events();
                 }
                 data = self.data_rx.recv(), if take_data => match data {
                     Some(msg) => self.on_data(msg).await,
                     None => self.data_open = false,
                 },
-                () = timer.fired() => self.on_timer().await,
-            }
-        }
-    }
-
-    /// Handles frames that are already received, without another turn of
-    /// the event loop (bounded, so that timers and sends still get a turn).
-    fn drain_frames(&mut self) {
-        for _ in 1..MAX_BATCH {
-            if self.link.is_none() {
-                return;
-            }
-            match recv(&mut self.link).now_or_never() {
-                Some(frame) => self.on_frame(frame),
-                None => return,
+                () = timer.fired() => self.on_timer(),
             }
         }
     }
@@ -388,11 +383,11 @@ where
                     }
                 }
                 Action::CloseLink { generation } => {
-                    if let Some((g, mut link)) = self.link.take() {
+                    if let Some((g, mut wired)) = self.link.take() {
                         if g == generation {
-                            link.close().await;
+                            wired.link.close().await;
                         } else {
-                            self.link = Some((g, link));
+                            self.link = Some((g, wired));
                         }
                     }
                 }
@@ -427,9 +422,10 @@ where
             Ok(mut link) => {
                 if self.supervisor.handle_connected(generation, at) {
                     // Validated at spawn: cannot fail.
-                    self.conn = Connection::new(Side::Client, self.connection, at).ok();
-                    self.link = Some((generation, link));
-                    self.flush_pending().await;
+                    if let Ok(conn) = Connection::new(Side::Client, self.connection, at) {
+                        self.link = Some((generation, Wired::new(link, conn)));
+                        self.flush_pending().await;
+                    }
                 } else {
                     link.close().await;
                 }
@@ -441,25 +437,19 @@ where
         }
     }
 
-    fn on_frame(&mut self, frame: Result<Frame, DisconnectReason>) {
-        match frame {
-            Ok(frame) => self.take_frame(frame),
-            Err(reason) => self.lose_link(reason.into()),
-        }
-    }
-
-    /// Hands one received frame to the connection machine; a ping's pong
-    /// is sent from the event loop (`send_control`).
-    fn take_frame(&mut self, frame: Frame) {
-        if let Some(conn) = self.conn.as_mut() {
-            conn.handle_frame(now(), frame);
-        }
-        self.take_conn_events();
-    }
-
     /// Reports the machine's messages; its `Closed` ends the link.
     fn take_conn_events(&mut self) {
-        while let Some(event) = self.conn.as_mut().and_then(Connection::poll_event) {
+        loop {
+            let Some((_, wired)) = self.link.as_mut() else {
+                return;
+            };
+            let Some(event) = wired.conn.poll_event() else {
+                if let Some(rtt) = wired.conn.rtt() {
+                    self.rtt
+                        .store(rtt.as_micros() as u64 + 1, Ordering::Relaxed);
+                }
+                return;
+            };
             match event {
                 ConnectionEvent::Message(msg) => {
                     let _ = self.events.send(ClientEvent::Message(msg));
@@ -467,18 +457,6 @@ where
                 ConnectionEvent::Closed(cause) => self.lose_link(cause),
                 ConnectionEvent::Connected { .. } => {}
             }
-        }
-    }
-
-    /// Writes the pongs and pings the machine asks for.
-    async fn send_control(&mut self) {
-        let at = now();
-        let frames: Vec<Frame> = match self.conn.as_mut() {
-            Some(conn) => std::iter::from_fn(|| conn.poll_frame(at)).collect(),
-            None => return,
-        };
-        if !frames.is_empty() {
-            self.transmit(Some(frames)).await;
         }
     }
 
@@ -498,75 +476,56 @@ where
     /// queue only once the flush carrying it succeeded.
     async fn flush_pending(&mut self) {
         if !self.pending.is_empty() {
-            self.transmit(None).await;
+            self.transmit(true).await;
         }
     }
 
-    async fn on_timer(&mut self) {
+    fn on_timer(&mut self) {
         let at = now();
         self.supervisor.handle_timeout(at);
-        if self.link.is_none() {
-            return;
+        if let Some((_, wired)) = self.link.as_mut() {
+            wired.handle_timeout();
         }
-        if let Some(conn) = self.conn.as_mut() {
-            conn.handle_timeout(at);
-        }
-        // A ping goes out on the next turn of the loop (`send_control`).
+        // A ping goes out on the next turn of the loop.
         self.take_conn_events();
     }
 
-    /// Writes `frames`, or with `None` every pending message, with one
-    /// flush, reading meanwhile (see `Link::transmit`). The write is bounded
-    /// by the write timeout (a peer that stopped reading is as dead as a
-    /// silent one) and abandoned at once when the application closes the
-    /// client meanwhile. On failure the link is lost.
-    async fn transmit(&mut self, frames: Option<Vec<Frame>>) -> bool {
-        let Some((_, link)) = self.link.as_mut() else {
-            return false;
+    /// Writes what the machine asked for and, with `data`, every pending
+    /// message, with one flush (see `Wired::write`: bounded by the
+    /// machine's stall bound). Abandoned at once when the application
+    /// closes the client meanwhile.
+    async fn transmit(&mut self, data: bool) {
+        let Some((_, wired)) = self.link.as_mut() else {
+            return;
         };
-        let data = frames.is_none();
         // Pending messages leave `self.pending` only once written, so a
         // failed batch is sent again on the next connection.
-        let mut frames: VecDeque<Frame> = match frames {
-            Some(frames) => frames.into(),
-            None => self.pending.iter().cloned().map(Frame::Data).collect(),
-        };
-        let io = link.transmit(&mut frames, &mut self.inbox);
-        let outcome = tokio::select! {
-            written = tokio::time::timeout(self.write_timeout, io) => match written {
-                Ok(result) => result.map_err(|r| Some(Cause::from(r))),
-                Err(_) => Err(Some(Cause::write_stall(self.write_timeout))),
-            },
-            control = self.control_rx.recv() => match control {
-                Some(Control::Close) | None => Err(None),
-            },
-        };
-        // What arrived while writing came before whatever ended the write.
-        while let Some(frame) = self.inbox.pop_front() {
-            self.take_frame(frame);
+        if data {
+            wired
+                .outgoing
+                .extend(self.pending.iter().cloned().map(Frame::Data));
         }
-        match outcome {
-            Ok(()) => {
+        let control = &mut self.control_rx;
+        let written = wired
+            .write(async {
+                let _ = control.recv().await;
+            })
+            .await;
+        match written {
+            Written::Done => {
                 if data {
                     self.pending.clear();
                 }
-                true
             }
-            Err(Some(cause)) => {
-                self.lose_link(cause);
-                false
-            }
-            Err(None) => {
-                self.supervisor.handle_close(now());
-                false
-            }
+            Written::Failed => {}
+            Written::Aborted => self.supervisor.handle_close(now()),
         }
+        self.take_conn_events();
     }
 
     fn lose_link(&mut self, cause: Cause) {
-        if let Some((generation, link)) = self.link.take() {
-            drop(link);
-            self.conn = None;
+        if let Some((generation, wired)) = self.link.take() {
+            drop(wired);
             self.supervisor
                 .handle_disconnected(generation, cause, now());
         }
@@ -580,9 +539,9 @@ async fn dial<C>(dial: &mut Option<(u64, DialFuture<C>)>) -> (u64, Result<C, Con
     }
 }
 
-async fn recv<L: Link>(link: &mut Option<(u64, L)>) -> Result<Frame, DisconnectReason> {
+async fn recv<L: Link>(link: &mut Option<(u64, Wired<L>)>) -> Result<Frame, DisconnectReason> {
     match link {
-        Some((_, link)) => link.recv().await,
+        Some((_, wired)) => wired.link.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -1,14 +1,17 @@
 //! The tokio driver: runs the sans-IO core over any [`crate::Link`].
 //!
-//! One supervised client loop and one server hub serve every transport;
-//! transports only supply a [`tether_transports::Reconnect`] (client side) or an
-//! [`Acceptor`] (server side).
+//! One supervised client loop and one server serve every transport;
+//! transports only supply a [`crate::Reconnect`] (client side) or an
+//! [`Acceptor`] (server side). On both sides every live link runs the core
+//! connection machine ([`tether_core::connection::Connection`]) through one
+//! shared carrier (`wired`): nothing about frames or pings is a driver's.
 
 mod batch;
 mod client;
 mod clock;
 pub(crate) mod guarded;
 mod server;
+mod wired;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
 pub use guarded::panic_text;

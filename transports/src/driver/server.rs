@@ -1,22 +1,25 @@
-//! The supervised server: accepts links, watches every connection's
-//! liveness in one registry, and reports each connection's end exactly once.
+//! The supervised server: accepts links, runs one connection machine per
+//! connection (pings, pongs, round trips, liveness, the write-stall bound,
+//! as on the client), and reports each connection's end exactly once.
 
 use super::batch::gather;
 use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
+use super::wired::{Wired, Written};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::FutureExt;
-use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tether_core::codec::Frame;
+use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
-use tether_core::registry::{ConnId, Registry, RegistryEvent};
+use tether_core::registry::ConnId;
+use tether_core::slab::Slab;
 use tether_core::{Cause, ConfigError, Detail, DisconnectReason, HandleError};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -67,6 +70,22 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
         tether_core::limits::queue_len("server.send_queue", self.send_queue)
+    }
+
+    /// The connection machine of every accepted connection: pings, pongs,
+    /// round trips, the liveness verdict and the write-stall bound. Data
+    /// keeps the driver's queue (`send_queue`), so the machine's own send
+    /// queue is unused. The raw opening: clients of this version send no
+    /// hello.
+    fn connection(&self, max_message: usize) -> ConnectionConfig {
+        ConnectionConfig {
+            policy: self.policy,
+            opening: Opening::Raw,
+            max_frame: max_message.clamp(1, u32::MAX as usize),
+            send_queue: 1,
+            recv_queue: limits::MAX_QUEUE,
+            ..ConnectionConfig::default()
+        }
     }
 }
 
@@ -126,9 +145,8 @@ struct Conn {
     tx: mpsc::Sender<Frame>,
     cancel: CancellationToken,
     reason: Arc<OnceLock<Cause>>,
-    /// Set by the connection's task when it asks the hub for a touch,
-    /// cleared by the hub: one touch in flight covers a burst of frames.
-    touch_queued: Arc<AtomicBool>,
+    /// The machine's last round trip in microseconds plus one (0: none yet).
+    rtt: Arc<AtomicU64>,
 }
 
 impl Conn {
@@ -144,11 +162,10 @@ impl Conn {
     }
 }
 
-type Conns = Arc<Mutex<HashMap<ConnId, Conn>>>;
+type Conns = Arc<Mutex<Slab<Conn>>>;
 
 enum HubMsg {
     Accepted(BoxLink, SocketAddr),
-    Touch(ConnId),
     Ended(ConnId),
     /// A task of the server panicked (the text says where and why).
     Failed(String),
@@ -166,12 +183,7 @@ impl Failure {
     fn report(self, text: String) {
         self.shutdown.cancel();
         let cause = Cause::new(DisconnectReason::Internal, text);
-        let conns: Vec<(ConnId, Conn)> = self
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner()).drain();
         for (id, conn) in conns {
             conn.end(cause.clone());
             let _ = self.events.send(ServerEvent::Closed {
@@ -226,7 +238,8 @@ impl Server {
         let local_addr = acceptor
             .local_addr()
             .map_err(|e| ConfigError::new("server.listen", e.to_string()))?;
-        let registry = Registry::new(config.policy, now())?;
+        let connection = config.connection(max_message);
+        connection.validate()?;
         let conns: Conns = Arc::default();
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -239,13 +252,12 @@ impl Server {
             },
         );
         let hub = Hub {
-            registry,
+            connection,
             conns: conns.clone(),
             hub_tx,
             events: events_tx,
             send_queue: config.send_queue,
             shutdown: shutdown.clone(),
-            origin: now(),
         };
         let failed = hub.failure();
         let hub_task = spawn_guarded(hub.run(hub_rx), move |text| failed.report(text));
@@ -303,8 +315,8 @@ impl Server {
         // The common case (room in the queue) needs no clone of the sender.
         let (tx, frame) = {
             let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-            let conn = match conns.get(&id) {
-                Some(conn) if !conn.ending() => conn,
+            let conn = match conns.get(id) {
+                Ok(conn) if !conn.ending() => conn,
                 _ => return Err(HandleError::Stale.into()),
             };
             match conn.tx.try_send(Frame::Data(data)) {
@@ -322,8 +334,8 @@ impl Server {
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
         self.check_size(&data)?;
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        match conns.get(&id) {
-            Some(conn) if !conn.ending() => {
+        match conns.get(id) {
+            Ok(conn) if !conn.ending() => {
                 conn.tx.try_send(Frame::Data(data)).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
                     mpsc::error::TrySendError::Closed(_) => HandleError::Stale.into(),
@@ -338,10 +350,18 @@ impl Server {
     /// already ended, is `Err(Stale)` and touches nothing else.
     pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        match conns.get(&id) {
-            Some(conn) if conn.end(Cause::closed_by_application()) => Ok(()),
+        match conns.get(id) {
+            Ok(conn) if conn.end(Cause::closed_by_application()) => Ok(()),
             _ => Err(HandleError::Stale),
         }
+    }
+
+    /// The last round trip measured on connection `id` (a ping of the
+    /// server's and the client's pong); `Ok(None)` before the first.
+    pub fn rtt(&self, id: ConnId) -> Result<Option<Duration>, HandleError> {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let micros = conns.get(id)?.rtt.load(Ordering::Relaxed);
+        Ok(micros.checked_sub(1).map(Duration::from_micros))
     }
 
     /// Number of open connections.
@@ -363,7 +383,7 @@ impl Drop for Server {
             task.abort();
         }
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        for conn in conns.values() {
+        for (_, conn) in conns.iter() {
             conn.end(Cause::new(
                 DisconnectReason::ClosedLocally,
                 "the server was dropped",
@@ -402,29 +422,26 @@ async fn accept_loop<A: Acceptor>(
 }
 
 struct Hub {
-    registry: Registry,
+    connection: ConnectionConfig,
     conns: Conns,
     hub_tx: mpsc::UnboundedSender<HubMsg>,
     events: mpsc::UnboundedSender<ServerEvent>,
     send_queue: usize,
     shutdown: CancellationToken,
-    origin: std::time::Instant,
 }
 
 impl Hub {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<HubMsg>) {
         let mut shutting_down = false;
-        let mut timer = Timer::new();
         loop {
             if shutting_down && self.lock().is_empty() {
                 return;
             }
-            timer.arm(self.registry.poll_timeout());
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if !shutting_down => {
                     shutting_down = true;
-                    for conn in self.lock().values() {
+                    for (_, conn) in self.lock().iter() {
                         conn.end(Cause::new(DisconnectReason::ClosedLocally, "the server shut down"));
                     }
                 }
@@ -434,7 +451,6 @@ impl Hub {
                     },
                     None => return,
                 },
-                () = timer.fired() => self.on_timer(),
             }
         }
     }
@@ -448,7 +464,7 @@ impl Hub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Conn>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slab<Conn>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -461,17 +477,9 @@ impl Hub {
                     self.on_accepted(link, peer);
                 }
             }
-            HubMsg::Touch(id) => {
-                // Cleared before reading the clock: a frame after this
-                // point queues a new touch.
-                if let Some(conn) = self.lock().get(&id) {
-                    conn.touch_queued.store(false, Ordering::Release);
-                }
-                let _ = self.registry.touch(id, now());
-            }
             HubMsg::Ended(id) => {
-                let _ = self.registry.remove(id);
-                if let Some(conn) = self.lock().remove(&id) {
+                let removed = self.lock().remove(id);
+                if let Ok(conn) = removed {
                     let cause = conn
                         .reason
                         .get()
@@ -493,38 +501,33 @@ impl Hub {
         true
     }
 
-    fn on_accepted(&mut self, mut link: BoxLink, peer: SocketAddr) {
-        let id = match self.registry.insert(now(), 0) {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "registry full; refusing connection");
-                tokio::spawn(async move { link.close().await });
-                return;
-            }
+    fn on_accepted(&mut self, link: BoxLink, peer: SocketAddr) {
+        // Validated at spawn: cannot fail.
+        let Ok(machine) = Connection::new(Side::Server, self.connection, now()) else {
+            return;
         };
         let (tx, rx) = mpsc::channel(self.send_queue);
         let conn = Conn {
             tx,
             cancel: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
-            touch_queued: Arc::new(AtomicBool::new(false)),
+            rtt: Arc::new(AtomicU64::new(0)),
         };
         let reason = conn.reason.clone();
+        let cancel = conn.cancel.clone();
+        let rtt = conn.rtt.clone();
+        let id = self.lock().insert(conn);
         let hub = self.hub_tx.clone();
         let task = ConnTask {
             id,
-            link,
+            wired: Wired::new(link, machine),
             rx,
-            cancel: conn.cancel.clone(),
-            reason: conn.reason.clone(),
-            touch_queued: conn.touch_queued.clone(),
+            cancel,
+            reason: reason.clone(),
+            rtt,
             hub: self.hub_tx.clone(),
             events: self.events.clone(),
-            inbox: VecDeque::new(),
-            outgoing: VecDeque::new(),
-            pongs_due: Vec::new(),
         };
-        self.lock().insert(id, conn);
         let _ = self.events.send(ServerEvent::Accepted { id, peer });
         // A panic in one connection's task ends that connection alone.
         spawn_guarded(task.run(), move |text| {
@@ -532,31 +535,9 @@ impl Hub {
             let _ = hub.send(HubMsg::Ended(id));
         });
     }
-
-    fn on_timer(&mut self) {
-        let at = now();
-        self.registry.handle_timeout(at);
-        while let Some(event) = self.registry.poll_event() {
-            let conns = self.lock();
-            match event {
-                RegistryEvent::PingDue { id, .. } => {
-                    if let Some(conn) = conns.get(&id) {
-                        let stamp = at.saturating_duration_since(self.origin).as_micros() as u64;
-                        // A full queue means traffic is already on its way.
-                        let _ = conn.tx.try_send(Frame::Ping(stamp));
-                    }
-                }
-                RegistryEvent::Expired { id, silent_for, .. } => {
-                    if let Some(conn) = conns.get(&id) {
-                        conn.end(Cause::silent(silent_for, self.registry.detection_bound()));
-                    }
-                }
-            }
-        }
-    }
 }
 
-/// Most frames written with one flush.
+/// Most frames written with one flush, and handled per turn of the loop.
 const MAX_BATCH: usize = 64;
 
 /// How long a local close may spend writing what was queued before it.
@@ -564,111 +545,91 @@ const FLUSH_ON_CLOSE: Duration = Duration::from_secs(2);
 
 struct ConnTask {
     id: ConnId,
-    link: BoxLink,
+    wired: Wired<BoxLink>,
     rx: mpsc::Receiver<Frame>,
     cancel: CancellationToken,
     reason: Arc<OnceLock<Cause>>,
-    touch_queued: Arc<AtomicBool>,
+    rtt: Arc<AtomicU64>,
     hub: mpsc::UnboundedSender<HubMsg>,
-    /// Messages go straight to the application; the hub only sees the
-    /// liveness touch. `Closed` still follows them: the hub sends it after
-    /// this task's `Ended`, which comes after its last message.
+    /// Messages go straight to the application. `Closed` still follows
+    /// them: the hub sends it after this task's `Ended`, which comes after
+    /// its last message.
     events: mpsc::UnboundedSender<ServerEvent>,
-    /// Frames read while a write waited (see `Link::transmit`).
-    inbox: VecDeque<Frame>,
-    /// The batch being written; what a cut-short write left unwritten.
-    outgoing: VecDeque<Frame>,
-    /// Pings received that still want their pong.
-    pongs_due: Vec<Frame>,
 }
 
 impl ConnTask {
-    /// Asks the hub to refresh this connection's liveness, unless a request
-    /// is already on its way.
-    fn touch(&self) {
-        if !self.touch_queued.swap(true, Ordering::AcqRel) {
-            let _ = self.hub.send(HubMsg::Touch(self.id));
-        }
-    }
-
     async fn run(mut self) {
-        let reason = self.serve().await;
-        let _ = self.reason.set(reason.into());
-        // Whatever was read ahead came before the end: reported first.
-        self.take_inbox();
+        let cause = self.serve().await;
+        let _ = self.reason.set(cause);
         if self.reason.get().map(|c| c.reason) == Some(DisconnectReason::ClosedLocally) {
             self.flush_queue().await;
-            self.link.close().await;
+            self.wired.link.close().await;
         }
         let _ = self.hub.send(HubMsg::Ended(self.id));
     }
 
-    /// The reason of an end asked for from outside (close, expiry, shutdown).
-    fn ended_from_outside(&self) -> DisconnectReason {
+    /// The cause of an end asked for from outside (close, shutdown).
+    fn ended_from_outside(&self) -> Cause {
         self.reason
             .get()
-            .map(|c| c.reason)
-            .unwrap_or(DisconnectReason::ClosedLocally)
+            .cloned()
+            .unwrap_or_else(Cause::closed_by_application)
     }
 
-    async fn serve(&mut self) -> DisconnectReason {
+    /// Reports the machine's messages; its `Closed` ends the connection.
+    fn take_events(&mut self) -> Option<Cause> {
+        while let Some(event) = self.wired.conn.poll_event() {
+            match event {
+                ConnectionEvent::Message(data) => {
+                    let _ = self.events.send(ServerEvent::Message { id: self.id, data });
+                }
+                ConnectionEvent::Closed(cause) => return Some(cause),
+                ConnectionEvent::Connected { .. } => {}
+            }
+        }
+        if let Some(rtt) = self.wired.conn.rtt() {
+            self.rtt
+                .store(rtt.as_micros() as u64 + 1, Ordering::Relaxed);
+        }
+        None
+    }
+
+    async fn serve(&mut self) -> Cause {
         // One cancellation future for the task's life, not one per frame.
         let cancelled = self.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
+        let mut timer = Timer::new();
         loop {
-            if self.pongs_due.is_empty() {
-                tokio::select! {
-                    biased;
-                    () = &mut cancelled => return self.ended_from_outside(),
-                    frame = self.rx.recv() => {
-                        let Some(frame) = frame else { return DisconnectReason::ClosedLocally };
-                        // Take what else is queued so that one flush carries it all.
-                        self.outgoing.push_back(frame);
-                        gather(&mut self.rx, &mut self.outgoing, MAX_BATCH).await;
-                    }
-                    frame = self.link.recv() => {
-                        let mut frame = frame;
-                        // Frames already received are handled without another
-                        // turn of the loop (bounded, so sends get a turn).
-                        for turn in 1..=MAX_BATCH {
-                            match frame {
-                                Ok(frame) => self.take_frame(frame),
-                                Err(reason) => return reason,
-                            }
-                            if turn == MAX_BATCH {
-                                break;
-                            }
-                            match self.link.recv().now_or_never() {
-                                Some(next) => frame = next,
-                                None => break,
-                            }
-                        }
-                        continue;
-                    }
+            if let Some(cause) = self.take_events() {
+                return cause;
+            }
+            if self.wired.take_control() || !self.wired.outgoing.is_empty() {
+                // A peer that never reads must not wedge this task: close
+                // and shutdown still get through, and the machine's stall
+                // bound ends the write. Frames not yet written stay in
+                // `outgoing` for `flush_queue`.
+                if let Written::Aborted = self.wired.write(&mut cancelled).await {
+                    let _ = self.take_events();
+                    return self.ended_from_outside();
                 }
+                continue;
             }
-            self.outgoing.extend(self.pongs_due.drain(..));
-            // A peer that never reads must not wedge this task: expiry and
-            // close still get through. Frames not yet written stay in
-            // `outgoing` for `flush_queue`.
-            let sent = tokio::select! {
-                () = &mut cancelled => None,
-                sent = self.link.transmit(&mut self.outgoing, &mut self.inbox) => Some(sent),
-            };
-            // What arrived while writing came before whatever ended the write.
-            self.take_inbox();
-            match sent {
-                None => return self.ended_from_outside(),
-                Some(Err(reason)) => return reason,
-                Some(Ok(())) => {}
+            timer.arm(self.wired.conn.poll_timeout());
+            tokio::select! {
+                biased;
+                () = &mut cancelled => return self.ended_from_outside(),
+                frame = self.rx.recv() => {
+                    let Some(frame) = frame else { return Cause::closed_by_application() };
+                    // Take what else is queued so that one flush carries it all.
+                    self.wired.outgoing.push_back(frame);
+                    gather(&mut self.rx, &mut self.wired.outgoing, MAX_BATCH).await;
+                }
+                frame = self.wired.link.recv() => {
+                    self.wired.handle_recv(frame);
+                    self.wired.drain_received(MAX_BATCH - 1);
+                }
+                () = timer.fired() => self.wired.handle_timeout(),
             }
-        }
-    }
-
-    /// Reports the frames read ahead while a write waited.
-    fn take_inbox(&mut self) {
-        while let Some(frame) = self.inbox.pop_front() {
-            self.take_frame(frame);
         }
     }
 
@@ -680,36 +641,18 @@ impl ConnTask {
     async fn flush_queue(&mut self) {
         self.rx.close();
         while let Ok(frame) = self.rx.try_recv() {
-            self.outgoing.push_back(frame);
+            self.wired.outgoing.push_back(frame);
         }
-        if self.outgoing.is_empty() {
-            return;
+        let unwritten =
+            match tokio::time::timeout(FLUSH_ON_CLOSE, self.wired.write(std::future::pending()))
+                .await
+            {
+                Ok(Written::Done) => 0,
+                _ => self.wired.outgoing.len().max(1),
+            };
+        if unwritten > 0 {
+            tracing::debug!(id = ?self.id, unwritten, "queued messages not all written before the close");
         }
-        let written = tokio::time::timeout(
-            FLUSH_ON_CLOSE,
-            self.link.transmit(&mut self.outgoing, &mut self.inbox),
-        )
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::debug!(
-                id = ?self.id,
-                unwritten = self.outgoing.len(),
-                "queued messages not all written before the close"
-            );
-        }
-        self.take_inbox();
-    }
-
-    /// Accounts for one received frame; a ping's pong goes out with the
-    /// next write.
-    fn take_frame(&mut self, frame: Frame) {
-        self.touch();
-        match frame {
-            Frame::Data(data) => {
-                let _ = self.events.send(ServerEvent::Message { id: self.id, data });
-            }
-            Frame::Ping(payload) => self.pongs_due.push(Frame::Pong(payload)),
-            Frame::Pong(_) | Frame::Hello(_) | Frame::Welcome(_) | Frame::Skipped { .. } => {}
-        }
+        let _ = self.take_events();
     }
 }

@@ -1,0 +1,120 @@
+//! One live link and its connection machine: what the client and the
+//! server driver both do with a frame that arrived, with the frames the
+//! machine wants sent, and with a write that stalls. Everything about the
+//! wire (pings, pongs, round trips, the liveness verdict) is the machine's;
+//! this only carries frames between it and the link.
+
+use super::clock::now;
+use crate::link::Link;
+use std::collections::VecDeque;
+use std::future::Future;
+use tether_core::codec::Frame;
+use tether_core::connection::Connection;
+use tether_core::{Cause, DisconnectReason};
+
+/// How a write ended.
+pub(crate) enum Written {
+    /// Every frame went out.
+    Done,
+    /// The link failed, or the write stalled: the machine was told
+    /// (its `Closed` event says why).
+    Failed,
+    /// The caller's abort fired first: what is left is in `outgoing`.
+    Aborted,
+}
+
+pub(crate) struct Wired<L> {
+    pub(crate) link: L,
+    pub(crate) conn: Connection,
+    /// Frames read while a write waited (see `Link::transmit`).
+    inbox: VecDeque<Frame>,
+    /// The batch being written; what a cut-short write left unwritten.
+    pub(crate) outgoing: VecDeque<Frame>,
+}
+
+impl<L: Link> Wired<L> {
+    pub(crate) fn new(link: L, conn: Connection) -> Self {
+        Self {
+            link,
+            conn,
+            inbox: VecDeque::new(),
+            outgoing: VecDeque::new(),
+        }
+    }
+
+    /// Hands what `Link::recv` returned to the machine.
+    pub(crate) fn handle_recv(&mut self, frame: Result<Frame, DisconnectReason>) {
+        match frame {
+            Ok(frame) => self.conn.handle_frame(now(), frame),
+            Err(reason) => self.conn.handle_closed(reason.into()),
+        }
+    }
+
+    /// Hands what is already received to the machine without waiting
+    /// (at most `limit` frames, so that sends and timers get a turn).
+    pub(crate) fn drain_received(&mut self, limit: usize) {
+        for _ in 0..limit {
+            if self.conn.is_closed() {
+                return;
+            }
+            match futures_util::FutureExt::now_or_never(self.link.recv()) {
+                Some(frame) => self.handle_recv(frame),
+                None => return,
+            }
+        }
+    }
+
+    /// Lets the machine's clock run: liveness, pings.
+    pub(crate) fn handle_timeout(&mut self) {
+        self.conn.handle_timeout(now());
+    }
+
+    /// Moves the frames the machine wants sent (pongs, a ping) to the front
+    /// of the next write; true if there were any.
+    pub(crate) fn take_control(&mut self) -> bool {
+        let at = now();
+        let mut any = false;
+        let mut control = Vec::new();
+        while let Some(frame) = self.conn.poll_frame(at) {
+            control.push(frame);
+            any = true;
+        }
+        for frame in control.into_iter().rev() {
+            self.outgoing.push_front(frame);
+        }
+        any
+    }
+
+    /// Writes `outgoing` with one flush, reading meanwhile; frames read go
+    /// to the machine. A write that makes no progress for the machine's
+    /// stall bound means the peer stopped reading: the machine is told, as
+    /// of a failed link.
+    pub(crate) async fn write(&mut self, abort: impl Future<Output = ()>) -> Written {
+        let stall = self.conn.config().stall_bound();
+        if self.outgoing.is_empty() {
+            return Written::Done;
+        }
+        let io = self.link.transmit(&mut self.outgoing, &mut self.inbox);
+        let outcome = tokio::select! {
+            written = tokio::time::timeout(stall, io) => Some(match written {
+                Ok(result) => result.map_err(Cause::from),
+                Err(_) => Err(Cause::write_stall(stall)),
+            }),
+            () = abort => None,
+        };
+        // What arrived while writing came before whatever ended the write.
+        let at = now();
+        while let Some(frame) = self.inbox.pop_front() {
+            self.conn.handle_frame(at, frame);
+        }
+        match outcome {
+            Some(Ok(())) => Written::Done,
+            Some(Err(cause)) => {
+                self.outgoing.clear();
+                self.conn.handle_closed(cause);
+                Written::Failed
+            }
+            None => Written::Aborted,
+        }
+    }
+}
