@@ -481,7 +481,8 @@ enum tether_opening
    */
   TETHER_OPENING_HELLO = 1,
   /**
-   * No exchange: connected at once (peers of an older tether).
+   * No exchange: connected at once (plain peers that speak no tether
+   * opening, peers of an older tether).
    */
   TETHER_OPENING_RAW = 2,
 };
@@ -656,6 +657,13 @@ typedef struct tether_client_config {
    * defaults. See `tether_transport_options_new`.
    */
   struct tether_transport_options transport;
+  /**
+   * One of `tether_opening`. `TETHER_OPENING_HELLO` (default): the
+   * client counts as connected only once the server's welcome arrived
+   * within the connect timeout. `TETHER_OPENING_RAW`: no opening
+   * exchange (a plain server, watched for life only).
+   */
+  uint32_t opening;
 } tether_client_config;
 
 /**
@@ -966,6 +974,13 @@ typedef struct tether_server_config {
    * defaults. See `tether_transport_options_new`.
    */
   struct tether_transport_options transport;
+  /**
+   * One of `tether_opening`. `TETHER_OPENING_HELLO` (default): a
+   * connection is `ACCEPTED` only once the client's hello arrived (a
+   * peer that sends none within 10 s is dropped without an event).
+   * `TETHER_OPENING_RAW`: clients that send no hello.
+   */
+  uint32_t opening;
 } tether_server_config;
 
 /**

@@ -29,8 +29,9 @@
  *   - Accepted sockets get kernel keepalive and TCP_USER_TIMEOUT from
  *     tether_socket_tune().
  *
- * The opening is TETHER_OPENING_RAW: tether clients of this version dial
- * without the hello exchange. Data messages are echoed.
+ * Each connection opens with tether's hello exchange (the default,
+ * TETHER_OPENING_HELLO): a tether client counts as connected only once this
+ * server's welcome arrived. Data messages are echoed.
  *
  * Usage: epoll_echo_server [port]   (default 0: the kernel picks; the port
  * is printed as "listening on port N"). Stops on SIGINT/SIGTERM.
@@ -290,7 +291,6 @@ static int echo_server_init(echo_server *s, uint16_t port, const tether_policy *
         return -1;
     }
     tether_conn_config_default(&s->config);
-    s->config.opening = TETHER_OPENING_RAW;
     if (policy) {
         s->config.policy = *policy;
     }

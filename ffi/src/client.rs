@@ -3,6 +3,7 @@
 
 use crate::address;
 use crate::backoff::{config_error, tether_backoff_config};
+use crate::conn::{opening_from_c, opening_to_c};
 use crate::delivery::{Delivery, Sink};
 use crate::event::{tether_event, tether_event_callback, ClientEvents};
 use crate::handle::{HandleTable, Kind};
@@ -47,6 +48,11 @@ pub struct tether_client_config {
     /// `tether_client_new`; `{0}` (the default) for each transport's
     /// defaults. See `tether_transport_options_new`.
     pub transport: tether_transport_options,
+    /// One of `tether_opening`. `TETHER_OPENING_HELLO` (default): the
+    /// client counts as connected only once the server's welcome arrived
+    /// within the connect timeout. `TETHER_OPENING_RAW`: no opening
+    /// exchange (a plain server, watched for life only).
+    pub opening: u32,
 }
 
 impl tether_client_config {
@@ -60,6 +66,7 @@ impl tether_client_config {
             max_pending: c.max_pending,
             tcp: (&tether_transports::tcp::TcpOptions::default()).into(),
             transport: tether_transport_options { id: 0 },
+            opening: opening_to_c(c.opening),
         }
     }
 
@@ -72,6 +79,7 @@ impl tether_client_config {
             ),
             backoff: self.backoff.to_core()?,
             max_pending: self.max_pending,
+            opening: opening_from_c("client.opening", self.opening)?,
         };
         cfg.validate().map_err(config_error)?;
         Ok(cfg)

@@ -54,8 +54,29 @@ pub enum tether_opening {
     /// The hello / welcome exchange: the peer is a tether peer, and a
     /// client counts as connected only once the server answered.
     Hello = 1,
-    /// No exchange: connected at once (peers of an older tether).
+    /// No exchange: connected at once (plain peers that speak no tether
+    /// opening, peers of an older tether).
     Raw = 2,
+}
+
+/// A `tether_opening` value from C; the error names `field`.
+pub(crate) fn opening_from_c(field: &str, value: u32) -> Result<Opening, tether_result> {
+    match value {
+        1 => Ok(Opening::Hello),
+        2 => Ok(Opening::Raw),
+        other => Err(fail(
+            tether_result::InvalidConfig,
+            format!("invalid configuration: {field}: {other} is not a tether_opening"),
+        )),
+    }
+}
+
+/// The C value of an opening.
+pub(crate) fn opening_to_c(opening: Opening) -> u32 {
+    match opening {
+        Opening::Hello => tether_opening::Hello as u32,
+        Opening::Raw => tether_opening::Raw as u32,
+    }
 }
 
 /// Settings of a `tether_conn`. Fill it with `tether_conn_config_default`,
@@ -89,7 +110,7 @@ impl tether_conn_config {
         let c = ConnectionConfig::default();
         Self {
             policy: tether_policy::from_core(&c.policy),
-            opening: tether_opening::Hello as u32,
+            opening: opening_to_c(c.opening),
             opening_timeout_ms: duration_ms(c.opening_timeout),
             max_frame: c.max_frame,
             send_queue: c.send_queue,
@@ -100,18 +121,7 @@ impl tether_conn_config {
     }
 
     fn to_core(self) -> Result<ConnectionConfig, tether_result> {
-        let opening = match self.opening {
-            1 => Opening::Hello,
-            2 => Opening::Raw,
-            other => {
-                return Err(fail(
-                    tether_result::InvalidConfig,
-                    format!(
-                    "invalid configuration: connection.opening: {other} is not a tether_opening"
-                ),
-                ))
-            }
-        };
+        let opening = opening_from_c("connection.opening", self.opening)?;
         let cfg = ConnectionConfig {
             policy: self.policy.to_core()?,
             opening,

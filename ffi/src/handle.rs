@@ -21,10 +21,17 @@
 //! and releases the table lock before doing its work, so a concurrent free
 //! only makes later calls stale; the object itself goes away when the last
 //! in-flight call returns.
+//!
+//! A call that panics while it holds an object (the panic boundary turns
+//! the panic into `TETHER_RESULT_PANIC`) leaves the object dead: its state
+//! may be half-updated, so every later call on it answers
+//! `TETHER_RESULT_PANIC` too, and only freeing it still works.
 
 use crate::panic::fail;
 use crate::result::tether_result;
 use std::collections::VecDeque;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The object kinds, encoded in the top byte of a handle.
@@ -57,9 +64,43 @@ impl Kind {
 const INDEX_BITS: u32 = 24;
 const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
+/// A live object and whether a call on it panicked.
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    value: T,
+    dead: AtomicBool,
+}
+
+impl<T> Deref for Entry<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// An object held by one call: dropped while the thread unwinds from a
+/// panic, it marks the object dead.
+#[derive(Debug)]
+pub(crate) struct Held<T>(Arc<Entry<T>>);
+
+impl<T> Deref for Held<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0.value
+    }
+}
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.dead.store(true, Ordering::Release);
+        }
+    }
+}
+
 struct Slot<T> {
     generation: u32,
-    value: Option<Arc<T>>,
+    value: Option<Arc<Entry<T>>>,
 }
 
 struct Slots<T> {
@@ -118,7 +159,10 @@ impl<T> HandleTable<T> {
             }
         };
         let slot = &mut slots.entries[index as usize];
-        slot.value = Some(Arc::new(value));
+        slot.value = Some(Arc::new(Entry {
+            value,
+            dead: AtomicBool::new(false),
+        }));
         Ok(encode(self.kind, index, slot.generation))
     }
 
@@ -146,20 +190,32 @@ impl<T> HandleTable<T> {
         )
     }
 
-    /// The live object named by `raw`.
-    pub(crate) fn get(&self, raw: u64) -> Result<Arc<T>, tether_result> {
+    /// The live object named by `raw`, held for one call; `Panic` once an
+    /// earlier call on it panicked.
+    pub(crate) fn get(&self, raw: u64) -> Result<Held<T>, tether_result> {
         let slots = self.lock();
         let (index, generation) = self.index_of(&slots, raw)?;
         let slot = &slots.entries[index];
         match &slot.value {
-            Some(v) if slot.generation == generation => Ok(v.clone()),
+            Some(v) if slot.generation == generation => {
+                if v.dead.load(Ordering::Acquire) {
+                    return Err(fail(
+                        tether_result::Panic,
+                        format!(
+                            "this {} is dead: an earlier call on it panicked; free it",
+                            self.kind.name()
+                        ),
+                    ));
+                }
+                Ok(Held(v.clone()))
+            }
             _ => Err(self.stale()),
         }
     }
 
     /// Removes the object named by `raw` and makes `raw` stale. `Ok(None)`
     /// for 0 ("no object"); a second removal is `StaleHandle`.
-    pub(crate) fn remove(&self, raw: u64) -> Result<Option<Arc<T>>, tether_result> {
+    pub(crate) fn remove(&self, raw: u64) -> Result<Option<Arc<Entry<T>>>, tether_result> {
         if raw == 0 {
             return Ok(None);
         }
@@ -179,7 +235,7 @@ impl<T> HandleTable<T> {
     }
 
     /// Removes every object (process teardown).
-    pub(crate) fn drain(&self) -> Vec<Arc<T>> {
+    pub(crate) fn drain(&self) -> Vec<Arc<Entry<T>>> {
         let mut slots = self.lock();
         let mut all = Vec::new();
         for index in 0..slots.entries.len() {
@@ -220,7 +276,7 @@ mod tests {
         let a = t.insert(1).unwrap();
         assert_ne!(a, 0);
         assert_eq!(*t.get(a).unwrap(), 1);
-        assert_eq!(*t.remove(a).unwrap().unwrap(), 1);
+        assert_eq!(**t.remove(a).unwrap().unwrap(), 1);
         assert_eq!(t.remove(a).unwrap_err(), tether_result::StaleHandle);
         assert_eq!(t.get(a).unwrap_err(), tether_result::StaleHandle);
         let b = t.insert(2).unwrap();
@@ -229,6 +285,31 @@ mod tests {
         assert_eq!(t.get(a).unwrap_err(), tether_result::StaleHandle);
         assert_eq!(*t.get(b).unwrap(), 2);
         assert!(t.remove(0).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_call_that_panicked_leaves_the_object_dead_but_freeable() {
+        let t: HandleTable<Mutex<u32>> = HandleTable::new(Kind::Backoff);
+        let a = t.insert(Mutex::new(1)).unwrap();
+        let b = t.insert(Mutex::new(2)).unwrap();
+        let _ = t.with(a, |v| *v += 1);
+        assert_eq!(
+            *t.get(a).unwrap().lock().unwrap(),
+            2,
+            "a call that returns keeps it"
+        );
+        let panicked =
+            std::panic::catch_unwind(|| t.with(a, |_| -> u32 { panic!("half-updated") }));
+        assert!(panicked.is_err());
+        assert_eq!(t.get(a).unwrap_err(), tether_result::Panic);
+        assert_eq!(t.with(a, |v| *v).unwrap_err(), tether_result::Panic);
+        assert_eq!(
+            *t.get(b).unwrap().lock().unwrap(),
+            2,
+            "other objects live on"
+        );
+        assert!(t.remove(a).unwrap().is_some(), "a dead object can be freed");
+        assert_eq!(t.get(a).unwrap_err(), tether_result::StaleHandle);
     }
 
     #[test]

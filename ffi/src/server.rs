@@ -3,6 +3,7 @@
 
 use crate::address;
 use crate::backoff::config_error;
+use crate::conn::{opening_from_c, opening_to_c};
 use crate::conn_id::{conn_id, handle_error};
 use crate::delivery::{Delivery, Sink};
 use crate::event::{tether_event, tether_event_callback, ServerEvents};
@@ -50,6 +51,11 @@ pub struct tether_server_config {
     /// `tether_server_new`; `{0}` (the default) for each transport's
     /// defaults. See `tether_transport_options_new`.
     pub transport: tether_transport_options,
+    /// One of `tether_opening`. `TETHER_OPENING_HELLO` (default): a
+    /// connection is `ACCEPTED` only once the client's hello arrived (a
+    /// peer that sends none within 10 s is dropped without an event).
+    /// `TETHER_OPENING_RAW`: clients that send no hello.
+    pub opening: u32,
 }
 
 impl tether_server_config {
@@ -60,6 +66,7 @@ impl tether_server_config {
             send_queue: c.send_queue,
             tcp: (&TcpOptions::default()).into(),
             transport: tether_transport_options { id: 0 },
+            opening: opening_to_c(c.opening),
         }
     }
 }
@@ -173,6 +180,7 @@ pub extern "C" fn tether_server_new(
         let core = ServerConfig {
             policy: config.policy.to_core()?,
             send_queue: config.send_queue,
+            opening: opening_from_c("server.opening", config.opening)?,
         };
         core.validate().map_err(config_error)?;
         let transport = settings(config.transport)?.for_server(tcp, &core.policy);

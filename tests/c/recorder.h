@@ -206,7 +206,14 @@ static inline void check_lifecycle(recorder *r) {
             break;
         case TETHER_EVENT_KIND_CONNECT_FAILED:
             CHECK(e->generation == connecting_gen && !open);
-            CHECK(e->reason >= 4 && e->reason <= 6);
+            /* Refused, timed out, unreachable, a certificate refused; or a
+             * connection the kernel completed that ended before the
+             * server's welcome (a server going down mid-opening). */
+            CHECK((e->reason >= TETHER_REASON_CONNECT_REFUSED &&
+                   e->reason <= TETHER_REASON_UNREACHABLE) ||
+                  e->reason == TETHER_REASON_PEER_CLOSED || e->reason == TETHER_REASON_RESET ||
+                  e->reason == TETHER_REASON_TLS_CERTIFICATE ||
+                  e->reason == TETHER_REASON_TLS_NAME_MISMATCH);
             break;
         case TETHER_EVENT_KIND_DISCONNECTED:
             CHECK(open && e->generation == connected_gen);

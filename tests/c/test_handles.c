@@ -425,6 +425,16 @@ static void test_managed_handles(void) {
     sc.send_queue = 0;
     CHECK_RC(tether_server_new("tcp://127.0.0.1:0", &sc, NULL, NULL, &bad_s),
              TETHER_RESULT_INVALID_CONFIG);
+    /* The opening: the hello by default, an unknown value refused. */
+    CHECK_OK(tether_client_config_default(&cc));
+    CHECK_OK(tether_server_config_default(&sc));
+    CHECK(cc.opening == TETHER_OPENING_HELLO && sc.opening == TETHER_OPENING_HELLO);
+    cc.opening = 7;
+    CHECK_RC(tether_client_new("tcp://127.0.0.1:1", &cc, NULL, NULL, &bad),
+             TETHER_RESULT_INVALID_CONFIG);
+    sc.opening = 0;
+    CHECK_RC(tether_server_new("tcp://127.0.0.1:0", &sc, NULL, NULL, &bad_s),
+             TETHER_RESULT_INVALID_CONFIG);
     CHECK_RC(tether_client_config_default(NULL), TETHER_RESULT_NULL_ARGUMENT);
     CHECK_RC(tether_server_config_default(NULL), TETHER_RESULT_NULL_ARGUMENT);
 }

@@ -29,6 +29,7 @@
 #define TIMEOUT_MS 200
 #define BOUND_MS (INTERVAL_MS + TIMEOUT_MS)
 #define FRAME_DATA 1 /* tether's data frame: kind 1, 4-byte length, payload */
+#define FRAME_HELLO 4 /* the opening: version (u16), capabilities (u64) */
 
 static uint16_t server_port;
 static int clients_done;   /* set by the client thread (atomic) */
@@ -67,8 +68,13 @@ static int read_full(int fd, uint8_t *buf, size_t len) {
     return 0;
 }
 
-/* Sends one data frame and waits for its echo (skipping pings). */
+/* Opens like a tether client (a hello: version 1, no capabilities), sends
+ * one data frame and waits for its echo (skipping the welcome and pings). */
 static int hello(int fd, int i) {
+    static const uint8_t opening[5 + 10] = {FRAME_HELLO, 0, 0, 0, 10, 0, 1};
+    if (write(fd, opening, sizeof opening) != (ssize_t)sizeof opening) {
+        return -1;
+    }
     uint8_t frame[5 + 16];
     int len = snprintf((char *)frame + 5, 16, "hello %d", i);
     frame[0] = FRAME_DATA;

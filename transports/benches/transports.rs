@@ -26,9 +26,10 @@
 //!    connector each time); the connector's counters confirm which
 //!    happened.
 //! 4. **Supervised throughput vs the raw transport** for TLS (raw: a
-//!    tokio-rustls stream with the same framing) and QUIC (raw: quinn
-//!    datagrams, one frame each), with the harness of `benches/echo.rs`
-//!    (`benches/common`).
+//!    tokio-rustls stream with the same framing), QUIC (raw: quinn
+//!    datagrams, one frame each) and UDP (raw: a connected tokio UDP
+//!    socket, one frame per datagram, echoed by a plain UDP socket), with
+//!    the harness of `benches/echo.rs` (`benches/common`).
 //!
 //! `cargo bench -p tether-transports --all-features --bench transports`;
 //! without `--bench` (e.g. `cargo test --benches`) every part runs once,
@@ -499,6 +500,67 @@ impl EchoPair for RawQuic {
     }
 }
 
+/// Raw UDP: a connected socket; the server socket echoes every datagram.
+struct RawUdp {
+    sock: Arc<tokio::net::UdpSocket>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RawUdp {
+    async fn connect() -> Self {
+        let server = tokio::net::UdpSocket::bind(loopback()).await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = server.recv_from(&mut buf).await {
+                if server.send_to(&buf[..n], from).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let sock = tokio::net::UdpSocket::bind(loopback()).await.expect("bind");
+        sock.connect(addr).await.expect("connect");
+        Self {
+            sock: Arc::new(sock),
+            server,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EchoPair for RawUdp {
+    async fn round(&mut self, len: usize, count: usize) -> Duration {
+        let frame = data_frame(len);
+        let window = Arc::new(Semaphore::new(WINDOW));
+        let start = Instant::now();
+        let writer = {
+            let (window, sock) = (window.clone(), self.sock.clone());
+            tokio::spawn(async move {
+                for _ in 0..count {
+                    window.acquire().await.expect("window").forget();
+                    sock.send(&frame).await.expect("send");
+                }
+            })
+        };
+        let sock = self.sock.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            for _ in 0..count {
+                let n = sock.recv(&mut buf).await.expect("recv");
+                assert_eq!(n, frame_len(len));
+                window.add_permits(1);
+            }
+            start.elapsed()
+        });
+        writer.await.expect("writer");
+        reader.await.expect("reader")
+    }
+
+    async fn close(self: Box<Self>) {
+        self.server.abort();
+    }
+}
+
 fn frame_len(len: usize) -> usize {
     tether_core::codec::HEADER_LEN + len
 }
@@ -556,6 +618,7 @@ fn pair(
                 Box::new(RawStream::new(tls))
             }
             Scheme::Quic => Box::new(RawQuic::connect(&raw_quic).await),
+            Scheme::Udp => Box::new(RawUdp::connect().await),
             other => unreachable!("no raw baseline for {other:?}"),
         }
     })
@@ -569,7 +632,7 @@ struct Size {
     messages: usize,
 }
 
-const SIZES: [Size; 5] = [
+const SIZES: [Size; 7] = [
     Size {
         scheme: Scheme::Tls,
         label: "64 B",
@@ -596,6 +659,18 @@ const SIZES: [Size; 5] = [
     },
     Size {
         scheme: Scheme::Quic,
+        label: "1 KiB",
+        len: 1024,
+        messages: 10_000,
+    },
+    Size {
+        scheme: Scheme::Udp,
+        label: "64 B",
+        len: 64,
+        messages: 20_000,
+    },
+    Size {
+        scheme: Scheme::Udp,
         label: "1 KiB",
         len: 1024,
         messages: 10_000,

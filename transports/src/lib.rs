@@ -2,7 +2,7 @@
 //!
 //! Transports for tether and the tokio driver that runs the sans-IO core
 //! over them. Every transport supplies a [`Link`] (framed connection), a
-//! [`tether_transports::Reconnect`] dialer and an [`driver::Acceptor`]; the
+//! [`Reconnect`] dialer and an [`driver::Acceptor`]; the
 //! supervised [`driver::Client`] and [`driver::Server`] are shared by all.
 #![warn(missing_docs)]
 

@@ -63,6 +63,13 @@ pub trait Link: Send + 'static {
 
     /// A description of the peer for logs and events.
     fn peer(&self) -> String;
+
+    /// True when frames may be lost or reordered (one frame per datagram:
+    /// QUIC datagrams, UDP): the connection machine then repeats its hello
+    /// until answered.
+    fn datagrams(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed link, for transports chosen at run time.
@@ -94,5 +101,8 @@ impl Link for BoxLink {
     }
     fn peer(&self) -> String {
         (**self).peer()
+    }
+    fn datagrams(&self) -> bool {
+        (**self).datagrams()
     }
 }

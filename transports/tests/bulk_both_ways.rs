@@ -33,6 +33,7 @@ async fn stream_and_check(count: usize, len: usize) {
     let server = tcp_server(ServerConfig {
         policy: Policy::Heartbeat(heartbeat()),
         send_queue: 64,
+        ..ServerConfig::default()
     })
     .await;
     let port = server.local_addr().port();

@@ -11,6 +11,7 @@ use common::*;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tether_core::supervisor::Lifecycle;
 use tether_core::{ConnectError, DisconnectReason};
@@ -18,17 +19,21 @@ use tether_transports::driver::{Acceptor, Client, ClientEvent, Server, ServerEve
 use tether_transports::link::BoxLink;
 use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
 use tether_transports::Reconnect;
+use tokio::sync::Notify;
 
-/// Accepts real TCP connections, and panics on the second accept.
+/// Accepts real TCP connections, and panics on the second accept once the
+/// test released it (after the first connection's opening was done).
 struct PanickyAcceptor {
     inner: TcpAcceptor,
     accepted: u32,
+    release: Arc<Notify>,
 }
 
 #[async_trait]
 impl Acceptor for PanickyAcceptor {
     async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)> {
         if self.accepted == 1 {
+            self.release.notified().await;
             panic!("acceptor bug after {} connection", self.accepted);
         }
         let accepted = self.inner.accept().await?;
@@ -53,7 +58,12 @@ async fn a_panic_in_the_server_closes_its_connections_and_reports_failed() {
     let inner = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
         .await
         .unwrap();
-    let acceptor = PanickyAcceptor { inner, accepted: 0 };
+    let release = Arc::new(Notify::new());
+    let acceptor = PanickyAcceptor {
+        inner,
+        accepted: 0,
+        release: release.clone(),
+    };
     let mut server = Server::spawn(acceptor, fast_server()).unwrap();
     let port = server.local_addr().port();
     let mut client = tcp_client(port, fast_client());
@@ -61,6 +71,7 @@ async fn a_panic_in_the_server_closes_its_connections_and_reports_failed() {
         ServerEvent::Accepted { id, .. } => id,
         other => panic!("expected Accepted, got {other:?}"),
     };
+    release.notify_one();
     // The accept after the first one panics: the open connection is closed
     // as `Internal`, then the server reports `Failed`, then nothing.
     match next_server_event(&mut server).await {
@@ -170,12 +181,14 @@ async fn a_panic_in_the_client_reports_the_disconnect_then_failed() {
 struct FinishedAcceptor {
     inner: TcpAcceptor,
     accepted: u32,
+    release: Arc<Notify>,
 }
 
 #[async_trait]
 impl Acceptor for FinishedAcceptor {
     async fn accept(&mut self) -> io::Result<(BoxLink, SocketAddr)> {
         if self.accepted == 1 {
+            self.release.notified().await;
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the receive task has stopped",
@@ -195,12 +208,19 @@ async fn a_finished_acceptor_fails_the_server_instead_of_retrying_forever() {
     let inner = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap(), TcpOptions::default())
         .await
         .unwrap();
-    let mut server = Server::spawn(FinishedAcceptor { inner, accepted: 0 }, fast_server()).unwrap();
+    let release = Arc::new(Notify::new());
+    let acceptor = FinishedAcceptor {
+        inner,
+        accepted: 0,
+        release: release.clone(),
+    };
+    let mut server = Server::spawn(acceptor, fast_server()).unwrap();
     let client = tcp_client(server.local_addr().port(), fast_client());
     assert!(matches!(
         next_server_event(&mut server).await,
         ServerEvent::Accepted { .. }
     ));
+    release.notify_one();
     assert!(matches!(
         next_server_event(&mut server).await,
         ServerEvent::Closed {

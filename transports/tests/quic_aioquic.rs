@@ -67,8 +67,10 @@ async fn aioquic_echo_peer_round_trips_and_restart_is_survived() {
     let options = pki.quic_client(QuicLiveness::from_heartbeat(&heartbeat()));
     let connector = QuicConnector::new("127.0.0.1", server.port, &options).unwrap();
     let stats = connector.clone();
+    // An echo peer would send our hello back, not a welcome: no opening.
     let config = ClientConfig {
         heartbeat: heartbeat(),
+        opening: tether_core::connection::Opening::Raw,
         ..fast_client()
     };
     let mut s0 = S0::connect(server, Proof::Echo, connector, config).await;

@@ -19,7 +19,8 @@ async fn client_sees(reset: bool) -> Vec<Lifecycle> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut client = tcp_client(port, fast_client());
-    let (stream, _) = listener.accept().await.unwrap();
+    let (mut stream, _) = listener.accept().await.unwrap();
+    welcome(&mut stream).await;
     let mut seen = vec![];
     wait_connected(&mut client, &mut seen).await;
     if reset {
@@ -59,6 +60,7 @@ async fn server_tells_fin_from_rst_once_each() {
 
     for reset in [false, true] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
+        hello(&mut stream).await;
         let id = wait_accepted(&mut server, &mut seen).await;
         if reset {
             SockRef::from(&stream)
@@ -138,13 +140,6 @@ async fn server_close_delivers_what_was_queued_first() {
 }
 
 /// A raw tether data frame: kind 0x01, big-endian length, payload.
-fn data_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x01];
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
 /// Reads raw frames until the end of stream; returns the data payloads.
 async fn read_all_frames(mut stream: TcpStream) -> Vec<Vec<u8>> {
     let mut payloads = vec![];
@@ -171,7 +166,8 @@ async fn close_during_a_blocked_write_leaves_no_gap() {
         ..ServerConfig::default()
     })
     .await;
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    hello(&mut stream).await;
     let mut seen = vec![];
     let id = wait_accepted(&mut server, &mut seen).await;
     for i in 0..COUNT {
@@ -204,6 +200,7 @@ async fn messages_read_during_a_blocked_write_are_reported_on_close() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(32 * 1024).unwrap();
     let mut stream = socket.connect(server.local_addr()).await.unwrap();
+    hello(&mut stream).await;
     let mut seen = vec![];
     let id = wait_accepted(&mut server, &mut seen).await;
     // Far more than the client's buffers: the server's write blocks.

@@ -23,7 +23,8 @@ async fn server_drops_a_client_that_stops_answering() {
     let bound = fast_server().policy.detection_bound();
     let mut server = tcp_server(fast_server()).await;
     // A client process that hangs: connected, reads nothing, answers nothing.
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    hello(&mut stream).await;
     let mut seen = vec![];
     let started = Instant::now();
     wait_accepted(&mut server, &mut seen).await;
@@ -51,14 +52,24 @@ async fn server_keeps_a_quiet_client_that_answers_pings() {
     assert_eq!(server_closes(&server_seen), [], "{server_seen:?}");
     assert_eq!(disconnects(&seen), [], "{seen:?}");
     // Both ends pinged the silent other and measured the round trip.
-    let server_rtt = server.rtt(id).unwrap().expect("the server measured no round trip");
-    let client_rtt = client.handle().rtt().expect("the client measured no round trip");
-    assert!(server_rtt < bound && client_rtt < bound, "{server_rtt:?} {client_rtt:?}");
+    let server_rtt = server
+        .rtt(id)
+        .unwrap()
+        .expect("the server measured no round trip");
+    let client_rtt = client
+        .handle()
+        .rtt()
+        .expect("the client measured no round trip");
+    assert!(
+        server_rtt < bound && client_rtt < bound,
+        "{server_rtt:?} {client_rtt:?}"
+    );
     client.close();
 }
 
-/// A server whose process hangs: it accepted, keeps the socket open and
-/// even reads (so the kernel acknowledges everything), but never answers.
+/// A server whose process hangs after the opening: it accepted, keeps the
+/// socket open and even reads (so the kernel acknowledges everything), but
+/// never answers.
 async fn silent_server() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -72,6 +83,7 @@ async fn client_detects_a_silent_server_while_writing() {
     let bound = config.heartbeat.detection_bound();
     let mut client = tcp_client(port, config);
     let (mut sink, _) = listener.accept().await.unwrap();
+    welcome(&mut sink).await;
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = sink.read(&mut buf).await {
@@ -138,7 +150,8 @@ async fn close_is_prompt_while_a_write_is_stuck() {
         1,
     );
     let mut client = tcp_client(port, config);
-    let (_stuck, _) = listener.accept().await.unwrap();
+    let (mut stuck, _) = listener.accept().await.unwrap();
+    welcome(&mut stuck).await;
     let mut seen = vec![];
     wait_connected(&mut client, &mut seen).await;
     let handle = client.handle();
@@ -175,6 +188,7 @@ async fn server_drops_a_client_that_talks_but_never_reads() {
     // A client that keeps pinging (so it is never silent) but never reads
     // what the server writes: only the server's write-stall bound ends it.
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    hello(&mut stream).await;
     let talker = tokio::spawn(async move {
         let mut wire = bytes::BytesMut::new();
         for n in 0u64.. {
@@ -200,7 +214,9 @@ async fn server_drops_a_client_that_talks_but_never_reads() {
         _ => None,
     });
     assert!(
-        detail.as_deref().is_some_and(|d| d.contains("stopped reading")),
+        detail
+            .as_deref()
+            .is_some_and(|d| d.contains("stopped reading")),
         "{detail:?}"
     );
     talker.abort();

@@ -71,6 +71,7 @@ async fn raw_server_ending_with(pki: &Pki, end: End) -> (u16, tokio::sync::onesh
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut stream = tls.accept(tcp).await.unwrap();
+        welcome(&mut stream).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         match end {
             End::CloseNotify => {
@@ -161,6 +162,7 @@ async fn server_sees(end: End) -> DisconnectReason {
     let tcp = TcpStream::connect(server.local_addr()).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut stream = raw_client_config(&pki).connect(name, tcp).await.unwrap();
+    hello(&mut stream).await;
     let mut seen = vec![];
     wait_accepted(&mut server, &mut seen).await;
     // Whatever must stay open until the server has reported.

@@ -3,6 +3,8 @@ the lifecycle grammar check."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -126,10 +128,16 @@ def check_lifecycle(events: list[Event]) -> None:
             open_gen, resolved = generation, True
         elif e.kind == EventKind.CONNECT_FAILED:
             assert e.generation == generation and not resolved, where
+            # Or a connection the kernel completed that ended before the
+            # server's welcome, or a refused certificate.
             assert e.reason in (
                 DisconnectReason.CONNECT_REFUSED,
                 DisconnectReason.CONNECT_TIMEOUT,
                 DisconnectReason.UNREACHABLE,
+                DisconnectReason.PEER_CLOSED,
+                DisconnectReason.RESET,
+                DisconnectReason.TLS_CERTIFICATE,
+                DisconnectReason.TLS_NAME_MISMATCH,
             ), where
             resolved = True
         elif e.kind == EventKind.DISCONNECTED:
@@ -147,3 +155,16 @@ def check_lifecycle(events: list[Event]) -> None:
             terminal += 1
         else:
             raise AssertionError(f"unexpected client event: {where}")
+
+
+#: A tether client's opening on the wire: a hello frame (kind 4, length
+#: 10) with protocol version 1 and no capabilities.
+HELLO_FRAME = bytes([4]) + struct.pack(">I", 10) + struct.pack(">HQ", 1, 0)
+
+
+def hello_socket(port: int) -> socket.socket:
+    """A plain TCP socket to a tether server on loopback that has sent the
+    hello, so that the server accepts it; it does nothing else."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(HELLO_FRAME)
+    return sock

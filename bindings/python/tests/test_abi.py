@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tether import DisconnectReason, EventKind, _ffi
+from tether import DisconnectReason, EventKind, Opening, _ffi
 
 HEADER_DIR = Path(__file__).resolve().parents[3] / "include"
 
@@ -95,7 +95,11 @@ def test_the_event_struct_ends_with_detail_and_object() -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "enum", "skip"),
-    [("TETHER_EVENT_KIND_", EventKind, set()), ("TETHER_REASON_", DisconnectReason, {"NONE"})],
+    [
+        ("TETHER_EVENT_KIND_", EventKind, set()),
+        ("TETHER_REASON_", DisconnectReason, {"NONE"}),
+        ("TETHER_OPENING_", Opening, set()),
+    ],
 )
 def test_enums_match_the_header(prefix: str, enum: type[IntEnum], skip: set[str]) -> None:
     """Every event kind and reason of the header, by name and number."""

@@ -71,6 +71,12 @@ def test_waiting_uses_a_reader_on_the_event_fd() -> None:
             fd = client.fileno()
             kinds = [(await client.next_event_async()).kind for _ in range(2)]
             assert kinds == [EventKind.CONNECTING, EventKind.CONNECTED]
+            # Nothing is pending now, so this wait must go through the loop:
+            # DISCONNECTED arrives only after the close below.
+            waiting = asyncio.create_task(client.next_event_async())
+            await asyncio.sleep(0.2)
+            client.close()
+            assert (await asyncio.wait_for(waiting, WAIT)).kind == EventKind.DISCONNECTED
             client_calls = [c for c in calls if c[1] == fd]
             # Every wait registered the fd and every registration was removed.
             assert client_calls and client_calls[0] == ("add", fd)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from support import FAST, WAIT, Echo, Recorder, check_lifecycle
+from support import FAST, WAIT, Echo, Recorder, check_lifecycle, hello_socket
 
 from tether import (
     Client,
@@ -403,7 +403,7 @@ def test_server_send_async_waits_for_a_slow_reader() -> None:
     """A raw TCP peer that does not read: the server's queue fills; once the
     peer reads, send_async completes."""
     with Server(send_queue=1) as server:
-        peer = socket.create_connection(("127.0.0.1", server.port))
+        peer = hello_socket(server.port)
         try:
             conn = Recorder(server).until_kind(EventKind.ACCEPTED).conn
             chunk = bytes(256 * 1024)

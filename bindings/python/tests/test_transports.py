@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FAST, WAIT, Echo, Recorder, check_lifecycle
+from support import FAST, WAIT, Echo, Recorder, check_lifecycle, hello_socket
 
 from tether import (
     Client,
@@ -119,7 +119,7 @@ def test_timed_out_peer_is_named() -> None:
     """Complaint 11: the server says which peer went silent, and why."""
     policy = HeartbeatPolicy(interval=0.1, timeout=0.1, max_missed=1)
     with Server("tcp://127.0.0.1:0", policy=policy) as server:
-        silent = socket.create_connection(("127.0.0.1", server.port))
+        silent = hello_socket(server.port)
         try:
             host, port = silent.getsockname()
             me = f"{host}:{port}"

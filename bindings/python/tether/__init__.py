@@ -61,6 +61,7 @@ from .liveness import (
     Monitor,
     Policy,
 )
+from .opening import Opening
 from .registry import Registry, RegistryEvent, RegistryEventKind
 from .server import Server, ServerConfig
 from .sockets import TcpOptions, read_socket_options, tune_socket
@@ -102,6 +103,7 @@ __all__ = [
     "Monitor",
     "NotSupportedError",
     "NullArgumentError",
+    "Opening",
     "PanicError",
     "Policy",
     "QuicClientOptions",

@@ -86,6 +86,7 @@ class tether_client_config(Structure):
         ("max_pending", c_size_t),
         ("tcp", tether_tcp_options),
         ("transport", tether_transport_options),
+        ("opening", c_uint32),
     ]
 
 
@@ -141,6 +142,7 @@ class tether_server_config(Structure):
         ("send_queue", c_size_t),
         ("tcp", tether_tcp_options),
         ("transport", tether_transport_options),
+        ("opening", c_uint32),
     ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Self
 
-from . import _config, _ffi, _units
+from . import _config, _enums, _ffi, _units
 from ._handle import Owned
 from .clock import resolve
 from .errors import GaveUpError, check
@@ -39,18 +39,7 @@ class Jitter(IntEnum):
     def coerce(cls, value: Jitter | str | int, field: str = "jitter") -> Jitter:
         """A :class:`Jitter` from itself, its name (any case) or its number;
         TypeError or ValueError naming ``field`` otherwise."""
-        names = [j.name.lower() for j in cls]
-        if isinstance(value, str):
-            try:
-                return cls[value.upper()]
-            except KeyError:
-                raise ValueError(f"{field}: unknown jitter {value!r}; one of {names}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{field}: expected a Jitter, its name or its number, got {type(value).__name__}")
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"{field}: unknown jitter {value!r}; one of {names}") from None
+        return _enums.coerce(cls, value, field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from ._managed import EventCallback, Managed
 from .backoff import BackoffConfig
 from .errors import Result, check, raise_last
 from .events import Event, EventKind
+from .opening import Opening
 from .sockets import TcpOptions
 from .transports import QuicClientOptions, TlsClientOptions, UdpOptions, max_message, transport_options
 
@@ -43,6 +44,12 @@ class ClientConfig:
     quic: QuicClientOptions = field(default_factory=QuicClientOptions)
     #: ``udp://``: the pre-shared key (required), payload limit.
     udp: UdpOptions = field(default_factory=UdpOptions)
+    #: How each connection starts: the hello/welcome exchange (the default)
+    #: or RAW for peers that do not speak it; name or number also accepted.
+    opening: Opening = Opening.HELLO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "opening", Opening.coerce(self.opening))
 
     @classmethod
     def default(cls) -> ClientConfig:
@@ -57,6 +64,7 @@ class ClientConfig:
             backoff=BackoffConfig._from_c(c.backoff),
             max_pending=c.max_pending,
             tcp=TcpOptions._from_c(c.tcp),
+            opening=Opening(c.opening),
         )
 
     def replace(self, **changes: Any) -> ClientConfig:
@@ -73,6 +81,7 @@ class ClientConfig:
         c.backoff = self.backoff._to_c()
         c.max_pending = _units.count("max_pending", self.max_pending, _units.LEN_MAX)
         c.tcp = self.tcp._to_c()
+        c.opening = self.opening
         return c
 
 

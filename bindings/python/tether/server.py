@@ -15,6 +15,7 @@ from ._managed import EventCallback, Managed
 from .errors import Result, check
 from .events import DisconnectReason, Event, EventKind
 from .liveness import Policy, policy_from_c, policy_to_c
+from .opening import Opening
 from .sockets import TcpOptions
 from .transports import QuicServerOptions, TlsServerOptions, UdpOptions, max_message, transport_options
 
@@ -39,6 +40,12 @@ class ServerConfig:
     quic: QuicServerOptions = field(default_factory=QuicServerOptions)
     #: ``udp://``: the pre-shared key (required), static key file, payload limit.
     udp: UdpOptions = field(default_factory=UdpOptions)
+    #: How each connection starts: the hello/welcome exchange (the default)
+    #: or RAW for peers that do not speak it; name or number also accepted.
+    opening: Opening = Opening.HELLO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "opening", Opening.coerce(self.opening))
 
     @classmethod
     def default(cls) -> ServerConfig:
@@ -46,7 +53,12 @@ class ServerConfig:
         connection, tether's TCP options, each transport's defaults."""
         c = _ffi.tether_server_config()
         check(_ffi.lib().tether_server_config_default(byref(c)))
-        return cls(policy=policy_from_c(c.policy), send_queue=c.send_queue, tcp=TcpOptions._from_c(c.tcp))
+        return cls(
+            policy=policy_from_c(c.policy),
+            send_queue=c.send_queue,
+            tcp=TcpOptions._from_c(c.tcp),
+            opening=Opening(c.opening),
+        )
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes``; ``policy``, ``tcp``, ``tls``, ``quic`` and
@@ -58,6 +70,7 @@ class ServerConfig:
         c.policy = policy_to_c(self.policy)
         c.send_queue = _units.count("send_queue", self.send_queue, _units.LEN_MAX)
         c.tcp = self.tcp._to_c()
+        c.opening = self.opening
         return c
 
 

@@ -10,6 +10,7 @@ use crate::fmt;
 use options::silent_heartbeat;
 use output::{Printer, Tally};
 use std::time::Duration;
+use tether_core::connection::Opening;
 use tether_transports::driver::{Client, ClientConfig, ClientEvent};
 use tether_transports::endpoint;
 use tether_transports::Scheme;
@@ -27,6 +28,12 @@ pub async fn run(o: ProbeOptions) -> i32 {
     let config = ClientConfig {
         heartbeat: o.heartbeat.unwrap_or_else(silent_heartbeat),
         backoff: o.backoff.clone(),
+        // Without a heartbeat the server is a plain one: it answers no hello.
+        opening: if o.heartbeat.is_some() {
+            Opening::Hello
+        } else {
+            Opening::Raw
+        },
         ..ClientConfig::default()
     };
     let mut client = match Client::spawn(connector, config) {

@@ -30,8 +30,9 @@ Options:
       --interval DUR          heartbeat: ping after this much silence [default: 1s]
       --timeout DUR           heartbeat: wait this long for a reply [default: 1s]
       --missed N              heartbeat: unanswered pings until dead [default: 3]
-      --no-heartbeat          never send a ping (tcp:// and tls:// servers that
-                              do not speak tether)
+      --no-heartbeat          never send a ping nor tether's opening hello
+                              (tcp:// and tls:// servers that do not speak
+                              tether)
       --keepalive I,V,N       tcp, tls: kernel keepalive: idle, probe interval,
                               probes [default: 10s,5s,3]
       --no-keepalive          tcp, tls: leave kernel keepalive off
@@ -48,8 +49,9 @@ Options:
   -h, --help                  print this help
 
 Heartbeats need a tether peer: a ping is a tether frame and only a tether
-server answers it with a pong. Against any other TCP or TLS server use
---no-heartbeat. Connects, refusals, orderly closes (peer_closed) and resets
+server answers it with a pong; likewise only a tether server answers the
+hello that opens each connection (without the answer the attempt fails with
+connect_timeout). Against any other TCP or TLS server use --no-heartbeat. Connects, refusals, orderly closes (peer_closed) and resets
 are still reported at once; a peer that silently vanished is then found by
 kernel keepalive (about idle + probes x interval on an idle connection) and
 TCP_USER_TIMEOUT (while sent data is unacknowledged). A server that speaks

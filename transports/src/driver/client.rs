@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
 use tether_core::codec::Frame;
-use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::connection::{ConnectionConfig, ConnectionEvent, Opening, Side};
 use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
@@ -33,6 +33,12 @@ pub struct ClientConfig {
     /// Messages kept while disconnected; when full, `send` waits and
     /// `try_send` fails. From 1 to [`limits::MAX_QUEUE`].
     pub max_pending: usize,
+    /// How each connection starts. `Hello` (default): the client sends a
+    /// hello and counts as connected only once the server's welcome has
+    /// arrived, within the attempt's connect timeout, so a connection the
+    /// kernel completed but no tether server answered is a failed attempt.
+    /// `Raw`: no opening exchange (a plain server, watched for life only).
+    pub opening: Opening,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +47,7 @@ impl Default for ClientConfig {
             heartbeat: HeartbeatConfig::default(),
             backoff: BackoffConfig::default(),
             max_pending: 1024,
+            opening: Opening::Hello,
         }
     }
 }
@@ -206,12 +213,12 @@ impl Client {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
-        // Pings, pongs and the liveness verdict of each connection are the
-        // connection machine's; data keeps the driver's resend-on-failure
-        // queue. The raw opening: servers of this version send no welcome.
+        // The opening, pings, pongs and the liveness verdict of each
+        // connection are the connection machine's; data keeps the driver's
+        // resend-on-failure queue.
         let connection = ConnectionConfig {
             policy: Policy::Heartbeat(config.heartbeat),
-            opening: Opening::Raw,
+            opening: config.opening,
             max_frame: max_message.clamp(1, u32::MAX as usize),
             send_queue: 1,
             recv_queue: limits::MAX_QUEUE,
@@ -290,7 +297,7 @@ impl Client {
 /// Most messages written with one flush.
 const MAX_BATCH: usize = 64;
 
-type DialFuture<C> = BoxFuture<'static, Result<C, ConnectError>>;
+type DialFuture<C> = BoxFuture<'static, Result<Wired<C>, ConnectError>>;
 
 struct Driver<R: Reconnect> {
     connector: Arc<R>,
@@ -366,14 +373,26 @@ where
                     timeout,
                 } => {
                     let connector = self.connector.clone();
+                    let mut connection = self.connection;
+                    // One attempt: the transport's connect, then the
+                    // opening exchange, within one connect timeout.
                     let fut = async move {
-                        match tokio::time::timeout(timeout, connector.connect()).await {
-                            Ok(result) => result,
-                            Err(_) => Err(ConnectError::new(
-                                DisconnectReason::ConnectTimeout,
-                                connector.timeout_detail(timeout),
-                            )),
-                        }
+                        let started = tokio::time::Instant::now();
+                        let link = match tokio::time::timeout(timeout, connector.connect()).await {
+                            Ok(result) => result?,
+                            Err(_) => {
+                                return Err(ConnectError::new(
+                                    DisconnectReason::ConnectTimeout,
+                                    connector.timeout_detail(timeout),
+                                ))
+                            }
+                        };
+                        connection.opening_timeout = timeout
+                            .saturating_sub(started.elapsed())
+                            .max(Duration::from_millis(1));
+                        Wired::open(link, Side::Client, connection)
+                            .await
+                            .map_err(|c| ConnectError::new(c.reason, c.detail.to_string()))
                     };
                     self.dial = Some((generation, Box::pin(fut)));
                 }
@@ -414,20 +433,19 @@ where
         }
     }
 
-    async fn on_dialed(&mut self, result: (u64, Result<R::Conn, ConnectError>)) {
+    async fn on_dialed(&mut self, result: (u64, Result<Wired<R::Conn>, ConnectError>)) {
         let (generation, result) = result;
         self.dial = None;
         let at = now();
         match result {
-            Ok(mut link) => {
+            Ok(mut wired) => {
                 if self.supervisor.handle_connected(generation, at) {
-                    // Validated at spawn: cannot fail.
-                    if let Ok(conn) = Connection::new(Side::Client, self.connection, at) {
-                        self.link = Some((generation, Wired::new(link, conn)));
-                        self.flush_pending().await;
-                    }
+                    self.link = Some((generation, wired));
+                    // Messages that came with the welcome, then ours.
+                    self.take_conn_events();
+                    self.flush_pending().await;
                 } else {
-                    link.close().await;
+                    wired.link.close().await;
                 }
             }
             Err(e) => {
@@ -532,7 +550,7 @@ where
     }
 }
 
-async fn dial<C>(dial: &mut Option<(u64, DialFuture<C>)>) -> (u64, Result<C, ConnectError>) {
+async fn dial<C>(dial: &mut Option<(u64, DialFuture<C>)>) -> (u64, Result<Wired<C>, ConnectError>) {
     match dial {
         Some((generation, fut)) => (*generation, fut.await),
         None => std::future::pending().await,

@@ -3,7 +3,7 @@
 //! as on the client), and reports each connection's end exactly once.
 
 use super::batch::gather;
-use super::clock::{now, Timer};
+use super::clock::Timer;
 use super::guarded::spawn_guarded;
 use super::wired::{Wired, Written};
 use crate::link::{BoxLink, Link};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tether_core::codec::Frame;
-use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::connection::{ConnectionConfig, ConnectionEvent, Opening, Side};
 use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::registry::ConnId;
@@ -54,6 +54,12 @@ pub struct ServerConfig {
     /// Frames queued per connection before `try_send` reports `Full`:
     /// 1 ..= [`tether_core::limits::MAX_QUEUE`].
     pub send_queue: usize,
+    /// How each connection starts. `Hello` (default): a connection is
+    /// `Accepted` only once the client's hello arrived and the welcome went
+    /// back; a peer that sends none within 10 s is dropped without an event
+    /// (it never was a tether connection). `Raw`: no opening exchange
+    /// (clients that send no hello).
+    pub opening: Opening,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
         Self {
             policy: Policy::Heartbeat(HeartbeatConfig::default()),
             send_queue: 1024,
+            opening: Opening::Hello,
         }
     }
 }
@@ -75,12 +82,11 @@ impl ServerConfig {
     /// The connection machine of every accepted connection: pings, pongs,
     /// round trips, the liveness verdict and the write-stall bound. Data
     /// keeps the driver's queue (`send_queue`), so the machine's own send
-    /// queue is unused. The raw opening: clients of this version send no
-    /// hello.
+    /// queue is unused.
     fn connection(&self, max_message: usize) -> ConnectionConfig {
         ConnectionConfig {
             policy: self.policy,
-            opening: Opening::Raw,
+            opening: self.opening,
             max_frame: max_message.clamp(1, u32::MAX as usize),
             send_queue: 1,
             recv_queue: limits::MAX_QUEUE,
@@ -165,7 +171,8 @@ impl Conn {
 type Conns = Arc<Mutex<Slab<Conn>>>;
 
 enum HubMsg {
-    Accepted(BoxLink, SocketAddr),
+    /// A connection whose opening exchange is done.
+    Accepted(Box<Wired<BoxLink>>, SocketAddr),
     Ended(ConnId),
     /// A task of the server panicked (the text says where and why).
     Failed(String),
@@ -246,13 +253,12 @@ impl Server {
         let shutdown = CancellationToken::new();
         let failed = hub_tx.clone();
         let accept_task = spawn_guarded(
-            accept_loop(acceptor, hub_tx.clone(), shutdown.clone()),
+            accept_loop(acceptor, connection, hub_tx.clone(), shutdown.clone()),
             move |text| {
                 let _ = failed.send(HubMsg::Failed(text));
             },
         );
         let hub = Hub {
-            connection,
             conns: conns.clone(),
             hub_tx,
             events: events_tx,
@@ -394,6 +400,7 @@ impl Drop for Server {
 
 async fn accept_loop<A: Acceptor>(
     mut acceptor: A,
+    connection: ConnectionConfig,
     hub: mpsc::UnboundedSender<HubMsg>,
     shutdown: CancellationToken,
 ) {
@@ -404,9 +411,29 @@ async fn accept_loop<A: Acceptor>(
         };
         match accepted {
             Ok((link, peer)) => {
-                if hub.send(HubMsg::Accepted(link, peer)).is_err() {
+                if hub.is_closed() {
                     return;
                 }
+                // Each opening runs on its own: a slow or silent peer never
+                // holds up the next accept.
+                let (hub, shutdown) = (hub.clone(), shutdown.clone());
+                let opening = async move {
+                    let opened = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        opened = Wired::open(link, Side::Server, connection) => opened,
+                    };
+                    match opened {
+                        Ok(wired) => {
+                            let _ = hub.send(HubMsg::Accepted(Box::new(wired), peer));
+                        }
+                        Err(cause) => {
+                            tracing::debug!(%peer, reason = %cause.reason, detail = %cause.detail, "opening failed");
+                        }
+                    }
+                };
+                spawn_guarded(opening, move |text| {
+                    tracing::warn!(%peer, panic = %text, "opening failed");
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                 let _ = hub.send(HubMsg::Failed(format!("the acceptor stopped: {e}")));
@@ -422,7 +449,6 @@ async fn accept_loop<A: Acceptor>(
 }
 
 struct Hub {
-    connection: ConnectionConfig,
     conns: Conns,
     hub_tx: mpsc::UnboundedSender<HubMsg>,
     events: mpsc::UnboundedSender<ServerEvent>,
@@ -472,9 +498,9 @@ impl Hub {
     /// failed).
     fn on_msg(&mut self, msg: HubMsg, shutting_down: bool) -> bool {
         match msg {
-            HubMsg::Accepted(link, peer) => {
+            HubMsg::Accepted(wired, peer) => {
                 if !shutting_down {
-                    self.on_accepted(link, peer);
+                    self.on_accepted(*wired, peer);
                 }
             }
             HubMsg::Ended(id) => {
@@ -501,11 +527,7 @@ impl Hub {
         true
     }
 
-    fn on_accepted(&mut self, link: BoxLink, peer: SocketAddr) {
-        // Validated at spawn: cannot fail.
-        let Ok(machine) = Connection::new(Side::Server, self.connection, now()) else {
-            return;
-        };
+    fn on_accepted(&mut self, wired: Wired<BoxLink>, peer: SocketAddr) {
         let (tx, rx) = mpsc::channel(self.send_queue);
         let conn = Conn {
             tx,
@@ -520,7 +542,7 @@ impl Hub {
         let hub = self.hub_tx.clone();
         let task = ConnTask {
             id,
-            wired: Wired::new(link, machine),
+            wired,
             rx,
             cancel,
             reason: reason.clone(),

@@ -4,12 +4,12 @@
 //! wire (pings, pongs, round trips, the liveness verdict) is the machine's;
 //! this only carries frames between it and the link.
 
-use super::clock::now;
+use super::clock::{now, Timer};
 use crate::link::Link;
 use std::collections::VecDeque;
 use std::future::Future;
 use tether_core::codec::Frame;
-use tether_core::connection::Connection;
+use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Side};
 use tether_core::{Cause, DisconnectReason};
 
 /// How a write ended.
@@ -39,6 +39,44 @@ impl<L: Link> Wired<L> {
             conn,
             inbox: VecDeque::new(),
             outgoing: VecDeque::new(),
+        }
+    }
+
+    /// Runs the opening exchange on a link that just connected (client) or
+    /// was accepted (server): the hello and its welcome, version and
+    /// capability bits. Returns once the machine reports `Connected` (a
+    /// server's welcome is written first), or the machine's cause when the
+    /// peer answered wrongly, closed, or did not answer within the
+    /// config's `opening_timeout` (`ConnectTimeout`: not a tether peer, or
+    /// a server that never accepted). Messages that came with the answer
+    /// stay queued in the machine, for the driver.
+    pub(crate) async fn open(link: L, side: Side, config: ConnectionConfig) -> Result<Self, Cause> {
+        let at = now();
+        let conn = if link.datagrams() {
+            Connection::new_datagram(side, config, at)
+        } else {
+            Connection::new(side, config, at)
+        };
+        let conn = conn.map_err(|e| Cause::new(DisconnectReason::Internal, e.to_string()))?;
+        let mut wired = Self::new(link, conn);
+        let mut timer = Timer::new();
+        loop {
+            if wired.take_control() {
+                wired.write(std::future::pending()).await;
+            }
+            while let Some(event) = wired.conn.poll_event() {
+                match event {
+                    ConnectionEvent::Connected { .. } => return Ok(wired),
+                    ConnectionEvent::Closed(cause) => return Err(cause),
+                    // Only after `Connected`, which is returned first.
+                    ConnectionEvent::Message(_) => {}
+                }
+            }
+            timer.arm(wired.conn.poll_timeout());
+            tokio::select! {
+                frame = wired.link.recv() => wired.handle_recv(frame),
+                () = timer.fired() => wired.handle_timeout(),
+            }
         }
     }
 

@@ -132,6 +132,10 @@ impl Link for QuicLink {
         self.conn.close(CLOSE_CODE.into(), b"closed");
     }
 
+    fn datagrams(&self) -> bool {
+        true
+    }
+
     fn peer(&self) -> String {
         format!("quic://{}", self.conn.remote_address())
     }

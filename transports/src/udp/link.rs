@@ -486,6 +486,10 @@ impl Link for UdpLink {
         }
     }
 
+    fn datagrams(&self) -> bool {
+        true
+    }
+
     fn peer(&self) -> String {
         self.peer_name.clone()
     }

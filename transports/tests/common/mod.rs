@@ -9,6 +9,7 @@
 
 pub mod echo_server;
 pub mod events;
+pub mod opening;
 pub mod process;
 pub mod s0;
 pub mod scratch;
@@ -18,6 +19,8 @@ pub mod scratch;
 pub use echo_server::EchoServer;
 #[allow(unused_imports)]
 pub use events::*;
+#[allow(unused_imports)]
+pub use opening::{data_frame, hello, welcome};
 
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -44,6 +47,7 @@ pub fn fast_client() -> ClientConfig {
             .with_healthy_after(Duration::from_millis(200))
             .with_seed(7),
         max_pending: 64,
+        ..ClientConfig::default()
     }
 }
 

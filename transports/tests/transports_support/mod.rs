@@ -67,6 +67,7 @@ impl Setup {
                 .with_healthy_after(Duration::from_millis(200))
                 .with_seed(7),
             max_pending: 256,
+            ..ClientConfig::default()
         }
     }
 
