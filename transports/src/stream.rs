@@ -1,18 +1,24 @@
-//! A [`Link`] over any byte stream (TCP, TLS): the frame codec plus the
-//! classification of how the stream ended.
+//! A [`Link`] over any byte stream (TCP, TLS): the core's frame functions
+//! over the stream, plus the classification of how the stream ended.
+//!
+//! Buffers are held only while there is something in them. A read waits
+//! on a buffer on the stack; bytes that arrive are copied into a heap
+//! buffer sized for them, complete frames are split off it (sharing that
+//! one allocation), and the buffer is given back as soon as no partial
+//! frame is left. The write buffer is given back once a write has
+//! flushed. An idle connection therefore holds no frame buffer at all.
 
-use crate::codec::FrameCodec;
 use crate::link::{Link, INBOX_LIMIT};
 use async_trait::async_trait;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
+use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tether_core::codec::{CodecError, Frame};
+use tether_core::codec::{decode, encode, CodecError, Frame, HEADER_LEN};
 use tether_core::DisconnectReason;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::Framed;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How long an orderly close may take before the stream is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -21,9 +27,17 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// peer cannot keep the task from yielding.
 const READ_WHILE_WRITING: usize = 1024;
 
+/// Bytes one read takes from the stream at most (on the stack).
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Frames over a byte stream.
 pub struct StreamLink<S> {
-    framed: Framed<S, FrameCodec>,
+    stream: S,
+    /// Received bytes not yet decoded: empty (unallocated) between frames.
+    read: BytesMut,
+    /// Encoded frames not yet written: empty (unallocated) when flushed.
+    write: BytesMut,
+    max_frame: usize,
     peer: String,
 }
 
@@ -31,14 +45,114 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamLink<S> {
     /// Wraps `stream`, rejecting frames over `max_frame` bytes.
     pub fn new(stream: S, max_frame: usize, peer: String) -> Self {
         Self {
-            framed: Framed::new(stream, FrameCodec::new(max_frame)),
+            stream,
+            read: BytesMut::new(),
+            write: BytesMut::new(),
+            max_frame: max_frame.min(u32::MAX as usize),
             peer,
         }
     }
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
-        self.framed.get_ref()
+        &self.stream
+    }
+
+    /// The next frame, reading as far as the stream goes without waiting.
+    /// Cancel-safe: bytes read stay in `self.read`.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
+        loop {
+            match decode(&mut self.read, self.max_frame) {
+                Ok(Some(frame)) => {
+                    if self.read.is_empty() {
+                        // No partial frame left: give the buffer back (the
+                        // frames split off it keep what they need).
+                        self.read = BytesMut::new();
+                    }
+                    return Poll::Ready(Ok(frame));
+                }
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(classify(&e))),
+            }
+            let n = if self.read.is_empty() {
+                // Between frames: wait on the stack, copy what came.
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut buf = ReadBuf::new(&mut chunk);
+                let result = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf));
+                result.map_err(|e| classify(&CodecError::Io(e)))?;
+                let filled = buf.filled();
+                // Room for the whole first frame at once, when it is longer
+                // than what came (a large message arriving in pieces).
+                self.read
+                    .reserve(first_frame_len(filled, self.max_frame).max(filled.len()));
+                self.read.extend_from_slice(filled);
+                filled.len()
+            } else {
+                // Inside a frame: `decode` reserved room for the rest of it.
+                if self.read.capacity() == self.read.len() {
+                    self.read.reserve(READ_CHUNK);
+                }
+                ready!(tokio_util::io::poll_read_buf(
+                    Pin::new(&mut self.stream),
+                    cx,
+                    &mut self.read
+                ))
+                .map_err(|e| classify(&CodecError::Io(e)))?
+            };
+            if n == 0 {
+                // A clean end of stream between frames is an orderly close
+                // (FIN); an end inside a frame is an error.
+                return Poll::Ready(Err(if self.read.is_empty() {
+                    DisconnectReason::PeerClosed
+                } else {
+                    classify(&CodecError::Io(io::Error::other(
+                        "the stream ended inside a frame",
+                    )))
+                }));
+            }
+        }
+    }
+
+    /// Encodes `frames` into the write buffer (each leaves `frames` once
+    /// encoded) and writes and flushes it, as far as it goes without
+    /// waiting.
+    fn poll_write(
+        &mut self,
+        frames: &mut VecDeque<Frame>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), DisconnectReason>> {
+        while let Some(frame) = frames.pop_front() {
+            encode(&frame, self.max_frame, &mut self.write).map_err(|e| classify(&e))?;
+        }
+        while !self.write.is_empty() {
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &self.write))
+                .map_err(|e| classify(&CodecError::Io(e)))?;
+            if n == 0 {
+                let zero = io::Error::from(io::ErrorKind::WriteZero);
+                return Poll::Ready(Err(classify(&CodecError::Io(zero))));
+            }
+            self.write.advance(n);
+        }
+        self.write = BytesMut::new();
+        Pin::new(&mut self.stream)
+            .poll_flush(cx)
+            .map_err(|e| classify(&CodecError::Io(e)))
+    }
+}
+
+/// The length on the wire of the frame that `bytes` starts with, when its
+/// header is there and its length acceptable; 0 otherwise.
+fn first_frame_len(bytes: &[u8], max_frame: usize) -> usize {
+    match bytes.get(..HEADER_LEN) {
+        Some(h) => {
+            let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+            if len <= max_frame {
+                HEADER_LEN + len
+            } else {
+                0
+            }
+        }
+        None => 0,
     }
 }
 
@@ -61,17 +175,8 @@ pub fn classify(err: &CodecError) -> DisconnectReason {
 #[async_trait]
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> {
     async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        self.framed.send(frame).await.map_err(|e| classify(&e))
-    }
-
-    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        self.framed.feed(frame).await.map_err(|e| classify(&e))
-    }
-
-    async fn flush(&mut self) -> Result<(), DisconnectReason> {
-        SinkExt::<Frame>::flush(&mut self.framed)
-            .await
-            .map_err(|e| classify(&e))
+        let mut frames = VecDeque::from([frame]);
+        std::future::poll_fn(|cx| self.poll_write(&mut frames, cx)).await
     }
 
     async fn transmit(
@@ -79,9 +184,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
         frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
     ) -> Result<(), DisconnectReason> {
-        let framed = &mut self.framed;
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = poll_write(framed, frames, cx) {
+            if let Poll::Ready(result) = self.poll_write(frames, cx) {
                 return Poll::Ready(result);
             }
             // The peer is not taking bytes yet: keep reading, so that a
@@ -91,10 +195,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
                     // Wait for the write alone, as without read-ahead.
                     return Poll::Pending;
                 }
-                match Pin::new(&mut *framed).poll_next(cx) {
-                    Poll::Ready(Some(Ok(frame))) => inbox.push_back(frame),
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(classify(&e))),
-                    Poll::Ready(None) => return Poll::Ready(Err(DisconnectReason::PeerClosed)),
+                match self.poll_recv(cx) {
+                    Poll::Ready(Ok(frame)) => inbox.push_back(frame),
+                    Poll::Ready(Err(reason)) => return Poll::Ready(Err(reason)),
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -105,18 +208,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
     }
 
     async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
-        // `Framed::next` is cancel-safe: partial input stays in its buffer.
-        match self.framed.next().await {
-            Some(Ok(frame)) => Ok(frame),
-            Some(Err(e)) => Err(classify(&e)),
-            // A clean end of stream between frames is an orderly close (FIN);
-            // an end inside a frame surfaces as an error from the codec.
-            None => Err(DisconnectReason::PeerClosed),
-        }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     async fn close(&mut self) {
-        let _ = tokio::time::timeout(CLOSE_GRACE, self.framed.close()).await;
+        let close = async {
+            let mut none = VecDeque::new();
+            std::future::poll_fn(|cx| self.poll_write(&mut none, cx)).await?;
+            std::future::poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx))
+                .await
+                .map_err(|e| classify(&CodecError::Io(e)))
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
     }
 
     fn peer(&self) -> String {
@@ -124,28 +227,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
     }
 }
 
-/// Moves `frames` into the sink (each leaves `frames` only once the sink
-/// took it) and flushes it, as far as it goes without waiting.
-fn poll_write<S: AsyncRead + AsyncWrite + Unpin>(
-    framed: &mut Framed<S, FrameCodec>,
-    frames: &mut VecDeque<Frame>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), DisconnectReason>> {
-    let mut sink = Pin::new(framed);
-    while !frames.is_empty() {
-        match sink.as_mut().poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(classify(&e))),
-            Poll::Pending => return Poll::Pending,
-        }
-        if let Some(frame) = frames.pop_front() {
-            if let Err(e) = sink.as_mut().start_send(frame) {
-                return Poll::Ready(Err(classify(&e)));
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio::io::AsyncWriteExt;
+
+    fn data(n: usize) -> Frame {
+        Frame::Data(Bytes::from(vec![7u8; n]))
     }
-    match Sink::<Frame>::poll_flush(sink, cx) {
-        Poll::Ready(result) => Poll::Ready(result.map_err(|e| classify(&e))),
-        Poll::Pending => Poll::Pending,
+
+    #[tokio::test]
+    async fn frames_cross_in_any_chunking_and_buffers_are_given_back() {
+        let (a, mut b) = tokio::io::duplex(64 * 1024);
+        let mut link = StreamLink::new(a, 1 << 20, "test".into());
+        let mut wire = BytesMut::new();
+        let sent = [data(0), data(3), Frame::Ping(9), data(40_000), data(1)];
+        for f in &sent {
+            encode(f, 1 << 20, &mut wire).unwrap();
+        }
+        // Dribble the bytes in uneven pieces.
+        let writer = tokio::spawn(async move {
+            for piece in wire.chunks(997) {
+                b.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            b
+        });
+        for want in &sent {
+            assert_eq!(&link.recv().await.unwrap(), want);
+        }
+        assert_eq!(link.read.capacity(), 0, "no partial frame, no buffer");
+        let b = writer.await.unwrap();
+        drop(b);
+        assert_eq!(link.recv().await, Err(DisconnectReason::PeerClosed));
+    }
+
+    #[tokio::test]
+    async fn an_end_inside_a_frame_is_an_error_not_an_orderly_close() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut link = StreamLink::new(a, 1 << 20, "test".into());
+        b.write_all(&[1, 0, 0, 0, 9, 1, 2]).await.unwrap();
+        drop(b);
+        assert_eq!(link.recv().await, Err(DisconnectReason::Io));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_refused_before_its_payload_is_buffered() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut link = StreamLink::new(a, 16, "test".into());
+        b.write_all(&[1, 0, 0, 1, 0]).await.unwrap();
+        assert_eq!(link.recv().await, Err(DisconnectReason::ProtocolError));
+        assert!(link.read.capacity() < 1024);
+    }
+
+    #[tokio::test]
+    async fn a_write_flushes_and_gives_its_buffer_back() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut link = StreamLink::new(a, 1 << 20, "test".into());
+        let mut peer = StreamLink::new(b, 1 << 20, "peer".into());
+        let mut frames: VecDeque<Frame> = (0..100).map(data).collect();
+        let mut inbox = VecDeque::new();
+        link.transmit(&mut frames, &mut inbox).await.unwrap();
+        assert!(frames.is_empty() && inbox.is_empty());
+        assert_eq!(link.write.capacity(), 0);
+        for n in 0..100 {
+            assert_eq!(peer.recv().await.unwrap(), data(n));
+        }
     }
 }
