@@ -1,21 +1,29 @@
 //! Properties of a client and a server machine paired in simulated time,
 //! over a stream or over datagrams, under random interleavings of sends,
 //! transmits, partial deliveries, application reads and time, with at
-//! most one fault (a black hole, a one-way cut, a reset of one side), an
-//! optional orderly close, and for datagrams random loss and reordering:
+//! most one fault (a black hole, with or without writes blocking; a
+//! one-way cut; a reset of one side), orderly closes (one side or both),
+//! for streams a rate-limited link, bounded write buffers and a short
+//! write-stall bound, and for datagrams random loss (a lost hello or
+//! welcome among it) and reordering:
 //!
 //! * each side's events follow the grammar: at most one `Connected`,
-//!   messages only after it, at most one `Closed`, nothing after it, and
-//!   `Closed` exactly when the machine says it is closed;
+//!   messages only after it, at most one `Closed`, nothing after it,
+//!   `Closed` exactly when the machine says it is closed, and never more
+//!   messages waiting than the receive queue holds;
 //! * what a side receives is what the other sent, in order, without
 //!   duplicates: a prefix over a stream; over datagrams a subsequence (a
 //!   subset when they were reordered); nothing is both delivered and
 //!   handed back by `take_unsent`;
-//! * with no fault everything arrives and neither side closes; after an
-//!   orderly close everything the closing side sent arrives;
+//! * with no fault everything arrives and neither side closes (over
+//!   datagrams also after one lost datagram, when the settings leave
+//!   room for a second ping and a repeated hello); after an orderly close
+//!   everything the closing side sent arrives or is handed back;
 //! * a side that stops receiving is closed within its detection bound
 //!   (its opening timeout before the opening finished), and after any
-//!   fault or close both sides end.
+//!   fault or close both sides end;
+//! * a closed machine ignores late bytes, datagrams, ends of stream and
+//!   timeouts, and has nothing to send.
 //!
 //! The simulated driver does what a real one does: it writes what
 //! `poll_transmit` produced, reads only while the machine wants to, hands
@@ -72,7 +80,7 @@ enum Fault {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..2usize, prop_oneof![4 => 0..64usize, 1 => 0..3000usize])
+        4 => (0..2usize, prop_oneof![8 => 0..64usize, 2 => 0..3000usize, 1 => 0..20_000usize])
             .prop_map(|(who, extra)| Op::Send { who, extra }),
         4 => (0..2usize).prop_map(|who| Op::Transmit { who }),
         5 => (0..2usize, 1..2000usize, 0..8usize, prop::bool::weighted(0.15))
@@ -110,6 +118,14 @@ struct Setup {
     /// interval) instead of pinging (see `check_run` for what that does
     /// not promise).
     idle_server: bool,
+    /// Stream: bytes a direction carries per millisecond while time
+    /// passes (`None`: all at once); at least [`min_rate`].
+    rate: Option<usize>,
+    /// A write stall bound of its own, shorter than the heartbeat.
+    write_stall: Option<u64>,
+    /// Lossy datagrams: the first datagram from this side is lost (a
+    /// hello or a welcome).
+    lose_first: Option<usize>,
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
@@ -121,6 +137,11 @@ fn setup() -> impl Strategy<Value = Setup> {
         (1..6usize, 1..6usize),
         (2..40usize, 16..8192usize),
         prop::bool::weighted(0.3),
+        (
+            prop::option::weighted(0.6, 0..20_000usize),
+            prop::option::weighted(0.5, 2..8u64),
+            prop::option::weighted(0.3, 0..2usize),
+        ),
     )
         .prop_map(
             |(
@@ -131,6 +152,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 (rc, rs),
                 (send_queue, write_buf),
                 idle_server,
+                (rate, write_stall, lose_first),
             )| Setup {
                 interval,
                 timeout,
@@ -140,8 +162,19 @@ fn setup() -> impl Strategy<Value = Setup> {
                 send_queue,
                 write_buf,
                 idle_server,
+                rate,
+                write_stall,
+                lose_first,
             },
         )
+}
+
+/// The slowest link the test calls healthy: a ping queued behind a full
+/// write buffer and one transmit (64 KiB, or one message) still leaves
+/// within the ping timeout.
+fn min_rate(s: &Setup) -> usize {
+    let backlog = s.write_buf + 64 * 1024 + 20_100;
+    backlog / s.timeout as usize + 1
 }
 
 fn config(s: &Setup, who: usize) -> ConnectionConfig {
@@ -159,6 +192,7 @@ fn config(s: &Setup, who: usize) -> ConnectionConfig {
         opening_timeout: ms(s.opening),
         send_queue: s.send_queue,
         recv_queue: s.recv_queue[who],
+        write_stall: s.write_stall.map(ms),
         ..ConnectionConfig::default()
     }
 }
@@ -219,6 +253,9 @@ struct Sim {
     closed_by: Option<usize>,
     dgram: BytesMut,
     write_buf: usize,
+    rate: Option<usize>,
+    /// The next datagram from this side is lost.
+    drop_next: [bool; 2],
 }
 
 fn other(who: usize) -> usize {
@@ -270,6 +307,8 @@ impl Sim {
             closed_by: None,
             dgram: BytesMut::new(),
             write_buf: s.write_buf,
+            rate: s.rate.filter(|_| !datagrams).map(|r| r.max(min_rate(s))),
+            drop_next: [0, 1].map(|who| lossy && s.lose_first == Some(who)),
         }
     }
 
@@ -417,7 +456,7 @@ impl Sim {
                 }
                 let d = self.ends[from].flight.remove(at).unwrap();
                 moved = true;
-                if self.lossy && lose {
+                if self.lossy && (lose || std::mem::take(&mut self.drop_next[from])) {
                     self.lost[from] += 1;
                     continue;
                 }
@@ -498,14 +537,22 @@ impl Sim {
     /// A healthy driver and application: transmit, deliver, read, until
     /// nothing moves.
     fn pump(&mut self) {
+        // What each direction may still carry in this step.
+        let mut budget = [self.rate.unwrap_or(usize::MAX); 2];
         for _ in 0..10_000 {
             let mut moved = false;
             for who in [CLIENT, SERVER] {
                 moved |= self.transmit(who);
             }
             for from in [CLIENT, SERVER] {
-                while self.deliver(from, usize::MAX, 0, false) {
+                loop {
+                    let before = self.ends[from].out.len();
+                    if !self.deliver(from, budget[from], 0, false) {
+                        break;
+                    }
                     moved = true;
+                    let carried = before.saturating_sub(self.ends[from].out.len());
+                    budget[from] = budget[from].saturating_sub(carried);
                 }
             }
             for who in [CLIENT, SERVER] {
@@ -540,11 +587,16 @@ impl Sim {
         let until = self.now + d;
         self.pump();
         for _ in 0..100_000 {
+            // A slow link moves bytes every millisecond.
+            let busy =
+                self.rate.is_some() && !self.stuck && self.ends.iter().any(|e| !e.out.is_empty());
+            let step = busy.then(|| self.now + ms(1));
             let next = self
                 .ends
                 .iter()
                 .filter(|e| !e.gone)
                 .filter_map(|e| e.conn.poll_timeout())
+                .chain(step)
                 .min();
             match next {
                 Some(t) if t <= until => {
@@ -788,6 +840,9 @@ fn check_run(
     }
     let bound = sim.bound();
     let ended = sim.fault.is_some() || sim.closed_by.is_some();
+    // Long enough for every verdict, chained once (a side that ends makes
+    // the other end).
+    sim.advance(ms(s.opening) + bound * 3);
     // One lost datagram is survived when a second ping may still be
     // answered and a repeated hello still arrives in time (the first
     // repeat is 250 ms after the hello).
@@ -798,9 +853,6 @@ fn check_run(
     // for longer than the server's 1.5 x keepalive. Survival is claimed
     // for heartbeats on both sides only.
     let healthy = !ended && survivable && !s.idle_server;
-    // Long enough for every verdict, chained once (a side that ends makes
-    // the other end).
-    sim.advance(ms(s.opening) + bound * 3);
     if !ended {
         if healthy {
             for (who, name) in [(CLIENT, "client"), (SERVER, "server")] {
