@@ -72,6 +72,10 @@ pub const TRANSMIT_BUDGET: usize = 64 * 1024;
 /// needs only the latest answers.
 const MAX_PONGS: usize = 8;
 
+/// Slots a queue keeps once a burst is over: an idle connection holds
+/// little, and bursts just over it do not pay for a new buffer each time.
+const IDLE_SLOTS: usize = 64;
+
 /// First wait before a datagram client repeats its hello (doubling to 1 s).
 const HELLO_RETRY: Duration = Duration::from_millis(250);
 
@@ -443,8 +447,8 @@ impl Connection {
         if matches!(event, ConnectionEvent::Message(_)) {
             self.queued -= 1;
         }
-        if self.events.is_empty() && self.events.capacity() > 64 {
-            self.events = VecDeque::new();
+        if self.events.is_empty() && self.events.capacity() > IDLE_SLOTS {
+            self.events.shrink_to(IDLE_SLOTS);
         }
         Some(event)
     }

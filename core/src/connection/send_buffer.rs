@@ -44,9 +44,9 @@ impl SendBuffer {
 
     pub(crate) fn pop(&mut self) -> Option<Bytes> {
         let msg = self.queue.pop_front();
-        if self.queue.is_empty() && self.queue.capacity() > 64 {
-            // A burst is over: give the memory back.
-            self.queue = VecDeque::new();
+        if self.queue.is_empty() && self.queue.capacity() > super::IDLE_SLOTS {
+            // A burst is over: give the memory back, all but a few slots.
+            self.queue.shrink_to(super::IDLE_SLOTS);
         }
         msg
     }

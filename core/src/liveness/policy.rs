@@ -29,10 +29,12 @@ impl HeartbeatConfig {
     }
 
     /// Worst case from the last received byte to the dead verdict:
-    /// `interval + max_missed x timeout`.
+    /// `interval + max_missed x timeout`, each in whole milliseconds
+    /// rounded up, as the rule counts them.
     pub fn detection_bound(&self) -> Duration {
-        self.interval
-            .saturating_add(self.timeout.saturating_mul(self.max_missed))
+        let ms = ms_ceil(self.interval)
+            .saturating_add(ms_ceil(self.timeout).saturating_mul(u64::from(self.max_missed)));
+        Duration::from_millis(ms)
     }
 
     /// Checks the values; see the field docs.
@@ -195,11 +197,12 @@ impl Policy {
         }
     }
 
-    /// Worst case from the last received byte to the dead verdict.
+    /// Worst case from the last received byte to the dead verdict (in
+    /// whole milliseconds rounded up, as the rule counts).
     pub fn detection_bound(&self) -> Duration {
         match self {
             Self::Heartbeat(h) => h.detection_bound(),
-            Self::IdleTimeout(i) => i.timeout(),
+            Self::IdleTimeout(i) => Duration::from_millis(ms_ceil(i.timeout())),
         }
     }
 
@@ -273,6 +276,28 @@ mod tests {
             ]
         );
         assert_eq!(p.detection_bound(), Duration::from_millis(190));
+    }
+
+    #[test]
+    fn the_bound_covers_sub_millisecond_settings() {
+        // The rule counts whole milliseconds, rounded up; the bound it
+        // reports must not be shorter than the wait it applies.
+        let us = Duration::from_micros;
+        let idle = Policy::IdleTimeout(IdleTimeoutConfig::mqtt(Duration::from_millis(17)));
+        let mut w = Watch::new(0);
+        let dead_at = idle.deadline(&w);
+        assert_eq!(idle.on_deadline(&mut w, dead_at), Verdict::Dead);
+        assert_eq!(idle.detection_bound(), Duration::from_millis(dead_at));
+        let hb = Policy::Heartbeat(HeartbeatConfig::new(us(10_500), us(2_200), 2));
+        let mut w = Watch::new(0);
+        let dead_at = loop {
+            let t = hb.deadline(&w);
+            if hb.on_deadline(&mut w, t) == Verdict::Dead {
+                break t;
+            }
+        };
+        assert_eq!(dead_at, 11 + 3 + 3);
+        assert_eq!(hb.detection_bound(), Duration::from_millis(dead_at));
     }
 
     #[test]
