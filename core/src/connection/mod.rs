@@ -57,7 +57,7 @@ pub use event::{ConnSendError, ConnectionEvent};
 
 use crate::cause::human;
 use crate::codec::{self, Frame, Hello, VERSION};
-use crate::liveness::{Liveness, LivenessAction, Monitor};
+use crate::liveness::{Liveness, LivenessAction, Monitor, Policy};
 use crate::{Cause, ConfigError, DisconnectReason};
 use bytes::{Bytes, BytesMut};
 use send_buffer::SendBuffer;
@@ -75,6 +75,10 @@ const MAX_PONGS: usize = 8;
 /// Slots a queue keeps once a burst is over: an idle connection holds
 /// little, and bursts just over it do not pay for a new buffer each time.
 const IDLE_SLOTS: usize = 64;
+
+/// The payload of a ping sent because this side was silent (not one the
+/// monitor sent to probe the peer, so its pong measures no round trip).
+const KEEPALIVE_PING: u64 = 0;
 
 /// First wait before a datagram client repeats its hello (doubling to 1 s).
 const HELLO_RETRY: Duration = Duration::from_millis(250);
@@ -114,6 +118,8 @@ pub struct Connection {
     early: Vec<Bytes>,
     /// When a write that makes no progress means the peer stopped reading.
     stall: Option<Instant>,
+    /// When this side last handed a frame to the transport.
+    sent_at: Instant,
     rtt: Option<Duration>,
     peer_version: u16,
     capabilities: u64,
@@ -142,6 +148,7 @@ impl Connection {
             queued: 0,
             early: Vec::new(),
             stall: None,
+            sent_at: now,
             rtt: None,
             peer_version: VERSION,
             capabilities: 0,
@@ -344,6 +351,12 @@ impl Connection {
             }
         }
         if matches!(self.phase, Phase::Open | Phase::Closing) {
+            if self.keepalive_due(now) {
+                // Heard from lately, but silent ourselves: a peer that
+                // judges us by what it receives (an idle timeout) must
+                // hear something. Its pong counts as traffic here too.
+                self.ping = Some(KEEPALIVE_PING);
+            }
             self.monitor.handle_timeout(now);
             while let Some(action) = self.monitor.poll_action() {
                 match action {
@@ -404,6 +417,7 @@ impl Connection {
         while let Some(frame) = self.next_frame(buf.len() - start) {
             // Frames are checked when queued: encoding cannot fail.
             let _ = codec::encode(&frame, self.config.max_frame, buf);
+            self.sent_at = now;
         }
         self.after_transmit(now, buf.len() > start)
     }
@@ -416,6 +430,7 @@ impl Connection {
             return self.after_transmit(now, false);
         };
         let _ = codec::encode(&frame, self.config.max_frame, buf);
+        self.sent_at = now;
         // A datagram is written whole or not at all: no stall to track.
         self.after_transmit(now, false);
         true
@@ -424,6 +439,9 @@ impl Connection {
     /// The next frame to send, for a transport that does its own framing.
     pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
         let frame = self.next_frame(0);
+        if frame.is_some() {
+            self.sent_at = now;
+        }
         self.after_transmit(now, false);
         frame
     }
@@ -435,10 +453,15 @@ impl Connection {
             Phase::Opening { deadline } => Some(deadline),
             Phase::Open | Phase::Closing => self.monitor.poll_timeout(),
         };
-        [opening, self.stall, self.hello_retry.map(|(at, _)| at)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            opening,
+            self.stall,
+            self.hello_retry.map(|(at, _)| at),
+            self.keepalive_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next event for the application.
@@ -454,6 +477,21 @@ impl Connection {
     }
 
     // ---- inside ----
+
+    /// With a heartbeat, when this side must send something because it
+    /// has sent nothing for an interval (whatever it heard meanwhile).
+    fn keepalive_at(&self) -> Option<Instant> {
+        match (&self.phase, self.config.policy) {
+            (Phase::Open | Phase::Closing, Policy::Heartbeat(hb)) if self.ping.is_none() => {
+                Some(self.sent_at + hb.interval)
+            }
+            _ => None,
+        }
+    }
+
+    fn keepalive_due(&self, now: Instant) -> bool {
+        self.keepalive_at().is_some_and(|at| now >= at)
+    }
 
     fn sends_data(&self) -> bool {
         matches!(self.phase, Phase::Open | Phase::Closing)

@@ -440,6 +440,33 @@ fn an_idle_timeout_server_never_pings() {
 }
 
 #[test]
+fn a_client_that_only_listens_still_keeps_an_idle_timeout_server_satisfied() {
+    // The server judges the client only by what it receives; the client
+    // hears a steady stream, so its own liveness never asks for a ping.
+    // Having sent nothing for an interval, it pings anyway.
+    let mut s = config();
+    s.policy = Policy::IdleTimeout(IdleTimeoutConfig {
+        keepalive: ms(100),
+        factor: 1.5,
+    });
+    let mut p = Pair::new(config(), s);
+    p.pump();
+    assert_eq!(connected(&p.client_events), 1);
+    for i in 0..100u64 {
+        p.server
+            .send(Bytes::from(i.to_be_bytes().to_vec()))
+            .unwrap();
+        p.run_for(ms(20));
+    }
+    assert_eq!(closed(&p.server_events), Vec::<&Cause>::new());
+    assert_eq!(closed(&p.client_events), Vec::<&Cause>::new());
+    assert_eq!(messages(&p.client_events).len(), 100);
+    // The client's own probe never fired (it always heard the server), and
+    // the answers to its keepalives measure nothing.
+    assert!(p.client.rtt().is_none());
+}
+
+#[test]
 fn over_datagrams_a_lost_hello_is_repeated_and_early_data_kept() {
     let now = Instant::now();
     let mut client = Connection::new_datagram(Side::Client, config(), now).unwrap();
