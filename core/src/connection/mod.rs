@@ -281,9 +281,11 @@ impl Connection {
     }
 
     /// Takes one datagram (one frame) from a datagram transport. A
-    /// malformed datagram ends the connection as a protocol error.
+    /// malformed datagram ends the connection as a protocol error. While
+    /// [`Connection::wants_read`] is false the datagram is dropped, as a
+    /// full socket buffer would: at most `recv_queue` messages wait.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
-        if self.phase == Phase::Closed {
+        if !self.wants_read() {
             return;
         }
         match codec::decode_datagram(datagram, self.config.max_frame) {

@@ -508,3 +508,31 @@ fn an_idle_connection_holds_no_buffers() {
         p.server.events.capacity().min(64)
     );
 }
+
+#[test]
+fn a_full_receive_queue_drops_datagrams_instead_of_growing() {
+    let mut c = config();
+    c.opening = Opening::Raw;
+    c.recv_queue = 2;
+    let now = Instant::now();
+    let mut conn = Connection::new_datagram(Side::Client, c, now).unwrap();
+    let mut d = BytesMut::new();
+    for i in 0..5u8 {
+        codec::encode(&Frame::Data(Bytes::from(vec![i])), 64, &mut d).unwrap();
+        conn.handle_datagram(now, d.split().freeze());
+    }
+    assert!(!conn.wants_read());
+    let events: Vec<_> = std::iter::from_fn(|| conn.poll_event()).collect();
+    assert_eq!(
+        messages(&events),
+        vec![Bytes::from_static(&[0]), Bytes::from_static(&[1])],
+        "two waited; the rest were dropped, as the network drops them"
+    );
+    assert!(conn.wants_read());
+    codec::encode(&Frame::Data(Bytes::from_static(b"next")), 64, &mut d).unwrap();
+    conn.handle_datagram(now, d.split().freeze());
+    assert_eq!(
+        conn.poll_event(),
+        Some(ConnectionEvent::Message(Bytes::from_static(b"next")))
+    );
+}

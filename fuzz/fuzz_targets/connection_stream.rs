@@ -1,0 +1,7 @@
+//! The connection machine over a byte stream, fed by a peer that sends
+//! anything (see `tether_fuzz`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: tether_fuzz::Input| {
+    tether_fuzz::run(tether_fuzz::Carrier::Stream, input);
+});
