@@ -108,9 +108,17 @@ const EVENT_QUEUE_KEEP: usize = 1024;
 pub struct Registry {
     policy: Policy,
     ticks: Ticks,
+    /// The last `Instant` converted to a tick, and its tick: a server
+    /// passes the same `now` for every event of a wakeup.
+    last_now: (Instant, u64),
     slab: Slab,
     wheel: Wheel,
     events: VecDeque<RegistryEvent>,
+    /// [`slab::NEAR`] when traffic can be recorded in the hot entry alone,
+    /// 0 when the policy waits too long for that.
+    near: u64,
+    /// The most ticks after the wheel's tick a timer is armed at.
+    arm_cap: u64,
 }
 
 impl Registry {
@@ -128,9 +136,13 @@ impl Registry {
         capacity: usize,
     ) -> Result<Self, ConfigError> {
         policy.validate()?;
+        let near = policy.longest_wait() <= slab::LONGEST_WAIT_NEAR;
         Ok(Self {
+            near: if near { slab::NEAR } else { 0 },
+            arm_cap: if near { slab::ARM_CAP } else { u64::MAX },
             policy,
             ticks: Ticks::new(now),
+            last_now: (now, 0),
             slab: Slab::with_capacity(capacity),
             wheel: Wheel::new(0),
             events: VecDeque::new(),
@@ -157,42 +169,72 @@ impl Registry {
     /// Registers a connection established (or last heard from) at `now`,
     /// carrying `tag` (returned in its events and by [`Registry::remove`]).
     pub fn insert(&mut self, now: Instant, tag: u64) -> Result<ConnId, RegistryFull> {
-        let watch = Watch::new(self.ticks.from_instant(now));
+        let watch = Watch::new(self.tick(now));
         let id = self.slab.alloc(&watch, tag).ok_or(RegistryFull {
             max_len: self.slab.max_len(),
         })?;
-        let at = self.policy.deadline(&watch);
-        self.wheel.insert(&mut self.slab, id.index(), at);
+        self.arm(id.index(), self.policy.deadline(&watch));
         Ok(id)
     }
 
     /// Records traffic received from `id` at `now` (any bytes count, pongs
-    /// included). O(1) and cheap: it stores the time and, except when it
-    /// answers an outstanding ping, leaves the timer where it is.
+    /// included). O(1) and cheap: normally it stores the time in an 8-byte
+    /// entry and leaves the timer where it is (the timer reads the time
+    /// when it fires, and re-arms if there was traffic).
     #[inline]
     pub fn touch(&mut self, id: ConnId, now: Instant) -> Result<(), HandleError> {
         let i = self.slab.lookup(id)?;
-        let tick = self.ticks.from_instant(now);
-        // Only the 16-byte hot part is touched: `Watch::touch` on its
-        // `last_rx`.
-        let hot = self.slab.hot_mut(i);
-        hot.last_rx = hot.last_rx.max(tick);
-        if hot.pinged {
-            self.answer_ping(i);
+        let tick = self.tick(now);
+        if !self.slab.touch_near(i, tick, self.wheel.elapsed(), self.near) {
+            self.touch_slow(i, tick);
         }
         Ok(())
     }
 
-    /// Without an outstanding ping, traffic only moves the rule's deadline
-    /// later, so the armed timer fires early and re-arms lazily. Answering a
-    /// ping re-bases the deadline on `interval`, which may be shorter than
-    /// the ping's `timeout`: then the timer must move forward.
-    #[cold]
-    fn answer_ping(&mut self, i: u32) {
-        let at = self.policy.deadline(&self.slab.watch(i));
-        if at < self.slab.cold(i).deadline {
-            self.wheel.reschedule(&mut self.slab, i, at);
+    /// `now` as a tick.
+    #[inline]
+    fn tick(&mut self, now: Instant) -> u64 {
+        if now == self.last_now.0 {
+            return self.last_now.1;
         }
+        self.convert(now)
+    }
+
+    #[inline(never)]
+    fn convert(&mut self, now: Instant) -> u64 {
+        let tick = self.ticks.from_instant(now);
+        self.last_now = (now, tick);
+        tick
+    }
+
+    /// Traffic that the hot entry cannot record alone: it answers an
+    /// outstanding ping, or its time is far from the wheel's. Records it in
+    /// the full state. Without an outstanding ping, traffic only moves the
+    /// rule's deadline later, so the armed timer fires early and re-arms
+    /// lazily. Answering a ping re-bases the deadline on `interval`, which
+    /// may be shorter than the ping's `timeout`: then the timer must move
+    /// forward.
+    #[cold]
+    fn touch_slow(&mut self, i: u32, tick: u64) {
+        let mut watch = self.slab.watch(i);
+        watch.touch(tick);
+        watch.settle();
+        // Stored before the timer moves: the hot entry's stamp is read
+        // relative to the armed deadline.
+        self.slab.set_watch(i, &watch);
+        let at = self.policy.deadline(&watch);
+        if at < self.slab.cold(i).deadline {
+            self.wheel.remove(&mut self.slab, i);
+            self.arm(i, at);
+        }
+    }
+
+    /// Arms unlinked entry `i` at `at`, or [`slab::ARM_CAP`] from the
+    /// wheel's tick if that is sooner and the hot entry records traffic
+    /// (the timer then re-arms on the way).
+    fn arm(&mut self, i: u32, at: u64) {
+        let cap = self.wheel.elapsed().saturating_add(self.arm_cap);
+        self.wheel.insert(&mut self.slab, i, at.min(cap));
     }
 
     /// Unregisters `id` and returns its tag. A second remove, or a remove
@@ -229,7 +271,7 @@ impl Registry {
     /// come due (amortised O(1) each), not to elapsed time; calls before the
     /// next deadline do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let tick = self.ticks.from_instant(now);
+        let tick = self.tick(now);
         while let Some(i) = self.wheel.next_due(&mut self.slab, tick) {
             let mut watch = self.slab.watch(i);
             match self.policy.on_deadline(&mut watch, tick) {
@@ -251,8 +293,7 @@ impl Registry {
                 Verdict::Wait => {}
             }
             self.slab.set_watch(i, &watch);
-            self.wheel
-                .insert(&mut self.slab, i, self.policy.deadline(&watch));
+            self.arm(i, self.policy.deadline(&watch));
         }
     }
 
@@ -292,7 +333,8 @@ impl Registry {
     }
 
     /// Approximate heap bytes in use: the entry arrays (56 bytes per slot:
-    /// 16 hot for [`Registry::touch`], 40 cold; capacity included), the event queue and the wheel's fixed ~8.5 KiB.
+    /// 8 hot for [`Registry::touch`], 48 cold; capacity included), the
+    /// event queue and the wheel's fixed ~8.5 KiB.
     pub fn memory_bytes(&self) -> usize {
         self.slab.heap_bytes()
             + self.events.capacity() * std::mem::size_of::<RegistryEvent>()
