@@ -83,7 +83,7 @@ pub use id::ConnId;
 
 use crate::liveness::{Policy, Ticks, Verdict, Watch};
 use crate::{ConfigError, HandleError};
-use slab::Slab;
+use slab::{stamp, Slab};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -91,6 +91,16 @@ use wheel::Wheel;
 
 /// Event queue capacity kept between bursts.
 const EVENT_QUEUE_KEEP: usize = 1024;
+
+/// An `Instant` converted to a tick, and the hot-entry stamp for traffic
+/// at that tick.
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    at: Instant,
+    tick: u64,
+    /// With [`stamp::SLOW`] when `tick` is not near the wheel's tick.
+    stamp: u32,
+}
 
 /// Liveness tracking for many connections with one timer structure.
 ///
@@ -108,14 +118,15 @@ const EVENT_QUEUE_KEEP: usize = 1024;
 pub struct Registry {
     policy: Policy,
     ticks: Ticks,
-    /// The last `Instant` converted to a tick, and its tick: a server
-    /// passes the same `now` for every event of a wakeup.
-    last_now: (Instant, u64),
+    /// The last `Instant` converted: a server passes the same `now` for
+    /// every event of a wakeup.
+    now: Now,
     slab: Slab,
     wheel: Wheel,
     events: VecDeque<RegistryEvent>,
     /// [`slab::NEAR`] when traffic can be recorded in the hot entry alone,
-    /// 0 when the policy waits too long for that.
+    /// 0 when the policy waits too long for that (see
+    /// [`slab::LONGEST_WAIT_NEAR`]).
     near: u64,
     /// The most ticks after the wheel's tick a timer is armed at.
     arm_cap: u64,
@@ -142,7 +153,11 @@ impl Registry {
             arm_cap: if near { slab::ARM_CAP } else { u64::MAX },
             policy,
             ticks: Ticks::new(now),
-            last_now: (now, 0),
+            now: Now {
+                at: now,
+                tick: 0,
+                stamp: stamp::SLOW,
+            },
             slab: Slab::with_capacity(capacity),
             wheel: Wheel::new(0),
             events: VecDeque::new(),
@@ -169,7 +184,7 @@ impl Registry {
     /// Registers a connection established (or last heard from) at `now`,
     /// carrying `tag` (returned in its events and by [`Registry::remove`]).
     pub fn insert(&mut self, now: Instant, tag: u64) -> Result<ConnId, RegistryFull> {
-        let watch = Watch::new(self.tick(now));
+        let watch = Watch::new(self.now(now).tick);
         let id = self.slab.alloc(&watch, tag).ok_or(RegistryFull {
             max_len: self.slab.max_len(),
         })?;
@@ -183,28 +198,38 @@ impl Registry {
     /// when it fires, and re-arms if there was traffic).
     #[inline]
     pub fn touch(&mut self, id: ConnId, now: Instant) -> Result<(), HandleError> {
-        let i = self.slab.lookup(id)?;
-        let tick = self.tick(now);
-        if !self.slab.touch_near(i, tick, self.wheel.elapsed(), self.near) {
-            self.touch_slow(i, tick);
+        let Now { tick, stamp, .. } = self.now(now);
+        if !self.slab.touch(id, stamp)? {
+            self.touch_slow(id.index(), tick);
         }
         Ok(())
     }
 
-    /// `now` as a tick.
+    /// `now` as a tick, with its stamp.
     #[inline]
-    fn tick(&mut self, now: Instant) -> u64 {
-        if now == self.last_now.0 {
-            return self.last_now.1;
+    fn now(&mut self, now: Instant) -> Now {
+        if now != self.now.at {
+            self.convert(now);
         }
-        self.convert(now)
+        self.now
     }
 
     #[inline(never)]
-    fn convert(&mut self, now: Instant) -> u64 {
+    fn convert(&mut self, now: Instant) {
         let tick = self.ticks.from_instant(now);
-        self.last_now = (now, tick);
-        tick
+        self.now = Now {
+            at: now,
+            tick,
+            stamp: self.stamp_for(tick),
+        };
+    }
+
+    /// The hot-entry stamp for traffic at `tick`: the fast path records it
+    /// when it lies within `near` of the wheel's tick.
+    fn stamp_for(&self, tick: u64) -> u32 {
+        let from = self.wheel.elapsed().saturating_sub(self.near);
+        let near = tick.wrapping_sub(from) < 2 * self.near;
+        stamp::of(tick) | if near { 0 } else { stamp::SLOW }
     }
 
     /// Traffic that the hot entry cannot record alone: it answers an
@@ -226,15 +251,19 @@ impl Registry {
         if at < self.slab.cold(i).deadline {
             self.wheel.remove(&mut self.slab, i);
             self.arm(i, at);
+        } else {
+            self.slab.open_stamp(i, self.wheel.elapsed());
         }
     }
 
-    /// Arms unlinked entry `i` at `at`, or [`slab::ARM_CAP`] from the
-    /// wheel's tick if that is sooner and the hot entry records traffic
-    /// (the timer then re-arms on the way).
+    /// Arms entry `i`, unlinked and just stored with `set_watch`, at `at`,
+    /// or [`slab::ARM_CAP`] from the wheel's tick if that is sooner and the
+    /// hot entry records traffic (the timer then re-arms on the way).
     fn arm(&mut self, i: u32, at: u64) {
-        let cap = self.wheel.elapsed().saturating_add(self.arm_cap);
+        let wheel_tick = self.wheel.elapsed();
+        let cap = wheel_tick.saturating_add(self.arm_cap);
         self.wheel.insert(&mut self.slab, i, at.min(cap));
+        self.slab.open_stamp(i, wheel_tick);
     }
 
     /// Unregisters `id` and returns its tag. A second remove, or a remove
@@ -271,7 +300,7 @@ impl Registry {
     /// come due (amortised O(1) each), not to elapsed time; calls before the
     /// next deadline do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let tick = self.tick(now);
+        let tick = self.now(now).tick;
         while let Some(i) = self.wheel.next_due(&mut self.slab, tick) {
             let mut watch = self.slab.watch(i);
             match self.policy.on_deadline(&mut watch, tick) {
@@ -295,6 +324,8 @@ impl Registry {
             self.slab.set_watch(i, &watch);
             self.arm(i, self.policy.deadline(&watch));
         }
+        // The wheel's tick may have moved: which traffic is near changed.
+        self.now.stamp = self.stamp_for(self.now.tick);
     }
 
     /// The next event, if any. A [`RegistryEvent::PingDue`] for a connection

@@ -15,48 +15,53 @@ use crate::HandleError;
 pub(super) struct Hot {
     /// Odd while occupied, even while vacant; bumped on every change.
     pub generation: u32,
-    /// Traffic recorded since the entry's state was last folded into
-    /// [`Cold`], plus whether a ping is outstanding; see [`stamp`].
+    /// Traffic recorded since the entry's state was last stored in
+    /// [`Cold`]; see [`stamp`].
     pub stamp: u32,
 }
 
-/// The hot entry's `stamp`: bits 31..2 hold the latest traffic tick modulo
-/// 2^30, bit 1 says that they are in use, bit 0 that a ping is outstanding.
+/// The hot entry's `stamp`: bits 31..1 hold a traffic tick modulo 2^31,
+/// bit 0 ([`SLOW`](stamp::SLOW)) says that traffic must go through the
+/// cold entry instead (a ping is outstanding, or the stamp is not in use)
+/// or that the entry is vacant.
 ///
-/// 30 bits are enough because a stamp is only ever written for a tick close
-/// to the entry's armed deadline (see [`RECENT`]), and it is folded into the
-/// exact 64-bit `last_rx` in [`Cold`] before the timer is armed again.
+/// 31 bits are enough because a stamp only ever holds a tick close to the
+/// entry's armed deadline (see [`RECENT`]), and it is folded into the exact
+/// 64-bit `last_rx` in [`Cold`] before the timer is armed anew. Stamps
+/// without `SLOW` compare by their wrapping difference, so recording
+/// traffic is one compare and one store.
 pub(super) mod stamp {
-    /// A ping is outstanding: traffic must take the slow path.
-    pub const PINGED: u32 = 1;
-    /// Bits 31..2 hold a traffic tick.
-    pub const TOUCHED: u32 = 2;
+    /// Traffic must take the slow path.
+    pub const SLOW: u32 = 1;
     /// The tick bits' range.
-    pub const MODULUS: u64 = 1 << 30;
+    pub const MODULUS: u64 = 1 << 31;
 
-    /// The stamp for traffic at `tick` (modulo 2^30), no ping outstanding.
+    /// The stamp holding `tick` (modulo 2^31).
     #[inline]
     pub fn of(tick: u64) -> u32 {
-        ((tick as u32) << 2) | TOUCHED
+        (tick as u32) << 1
     }
 
-    /// Whether the tick in stamp `new` is later than or equal to the one in
-    /// `old` (both in use, less than [`super::RECENT`] apart).
+    /// The later of two stamps in use (less than [`super::RECENT`] apart).
     #[inline]
-    pub fn not_older(new: u32, old: u32) -> bool {
-        new.wrapping_sub(old) as i32 >= 0
+    pub fn later(a: u32, b: u32) -> u32 {
+        if a.wrapping_sub(b) as i32 >= 0 {
+            a
+        } else {
+            b
+        }
     }
 }
 
-/// While the hot entry records traffic (see [`Slab::touch_near`]), a timer
-/// is never armed more than this many ticks (about 3.1 days) after the
-/// wheel's current tick; a later deadline re-arms on the way. Registries
-/// whose policy waits longer than [`LONGEST_WAIT_NEAR`] do without both.
-pub(super) const ARM_CAP: u64 = 1 << 28;
+/// While the hot entry records traffic, a timer is never armed more than
+/// this many ticks (about 6.2 days) after the wheel's current tick; a later
+/// deadline re-arms on the way. Registries whose policy waits longer than
+/// [`LONGEST_WAIT_NEAR`] do without both.
+pub(super) const ARM_CAP: u64 = 1 << 29;
 /// Traffic is recorded in the hot entry alone when its tick lies less than
-/// this far (about 1.6 days) before or after the wheel's current tick;
+/// this far (about 3.1 days) before or after the wheel's current tick;
 /// other ticks take the slow path, which reads the cold entry.
-pub(super) const NEAR: u64 = 1 << 27;
+pub(super) const NEAR: u64 = 1 << 28;
 /// The longest policy wait for which the hot entry records traffic: then
 /// the cap above only comes into play for a connection whose last traffic
 /// lies far ahead of the wheel (a clock jump).
@@ -68,6 +73,12 @@ pub(super) const LONGEST_WAIT_NEAR: u64 = ARM_CAP - NEAR;
 /// wrapping difference is exact.
 pub(super) const RECENT: u64 = ARM_CAP + 2 * NEAR;
 const _: () = assert!(RECENT * 2 <= stamp::MODULUS);
+
+/// The first tick of the span in which entry stamps lie for a timer armed
+/// at `deadline`.
+fn stamp_base(deadline: u64) -> u64 {
+    deadline.saturating_sub(ARM_CAP + NEAR)
+}
 
 /// The rest of a connection: the rule's other state, the tag and the timer.
 /// 48 bytes.
@@ -179,6 +190,7 @@ impl Slab {
         let hot = &mut self.hot[i as usize];
         debug_assert!(hot.generation & 1 == 1);
         hot.generation = hot.generation.wrapping_add(1);
+        hot.stamp = stamp::SLOW;
         self.cold[i as usize].links = Links::UNLINKED;
         self.len -= 1;
         if self.free_tail == NIL {
@@ -213,29 +225,27 @@ impl Slab {
         }
     }
 
-    /// Records traffic at `tick` on occupied entry `i`, if that can be done
-    /// in the hot entry alone: no ping outstanding and `tick` less than
-    /// `near` (0 or [`NEAR`]) from `wheel_tick`, the wheel's current tick.
-    /// Returns `false` (and changes nothing) otherwise; then
-    /// [`Slab::watch`] and [`Slab::set_watch`] must do it.
-    ///
-    /// Callers with a nonzero `near` arm every timer at most [`ARM_CAP`]
-    /// after the wheel's tick, and store the state with
-    /// [`Slab::set_watch`] before arming it anew.
+    /// Records traffic in the hot entry of the live connection `id`:
+    /// `new` is the traffic's stamp, with [`stamp::SLOW`] set when the
+    /// tick is not within [`NEAR`] of the wheel's current tick. `Ok(false)`
+    /// (nothing changed) when the slow path must record it: then
+    /// [`Slab::watch`], [`Slab::set_watch`] and [`Slab::open_stamp`].
     #[inline]
-    pub fn touch_near(&mut self, i: u32, tick: u64, wheel_tick: u64, near: u64) -> bool {
-        let near = tick.wrapping_sub(wheel_tick.saturating_sub(near)) < 2 * near;
-        let hot = &mut self.hot[i as usize];
-        let old = hot.stamp;
-        if !near || old & stamp::PINGED != 0 {
-            return false;
+    pub fn touch(&mut self, id: ConnId, new: u32) -> Result<bool, HandleError> {
+        match self.hot.get_mut(id.index() as usize) {
+            Some(h) if h.generation == id.generation() => {
+                let old = h.stamp;
+                if (old | new) & stamp::SLOW != 0 {
+                    // Vacant entries (even generations) are stamped slow:
+                    // the full check is only needed here.
+                    return self.lookup(id).map(|_| false);
+                }
+                // Time may go backwards: keep the later tick.
+                h.stamp = stamp::later(new, old);
+                Ok(true)
+            }
+            h => Err(Self::why_not(h.as_deref(), id)),
         }
-        let new = stamp::of(tick);
-        // Time may go backwards: keep the later tick.
-        if old & stamp::TOUCHED == 0 || stamp::not_older(new, old) {
-            hot.stamp = new;
-        }
-        true
     }
 
     pub fn cold(&self, i: u32) -> &Cold {
@@ -243,34 +253,48 @@ impl Slab {
     }
 
     /// The rule's state of occupied entry `i`, reassembled: the cold part,
-    /// with the traffic recorded in the stamp since the last fold.
+    /// with the traffic stamped in the hot part since.
     pub fn watch(&self, i: u32) -> Watch {
         let (hot, cold) = (&self.hot[i as usize], &self.cold[i as usize]);
         let mut last_rx = cold.last_rx;
-        if hot.stamp & stamp::TOUCHED != 0 {
+        if hot.stamp & stamp::SLOW == 0 {
             // The stamped tick lies in [base, base + RECENT); recover its
             // high bits from there.
-            let base = cold.deadline.saturating_sub(ARM_CAP + NEAR);
-            let low = u64::from(hot.stamp >> 2);
+            let base = stamp_base(cold.deadline);
+            let low = u64::from(hot.stamp >> 1);
             let tick = base + (low.wrapping_sub(base) & (stamp::MODULUS - 1));
             last_rx = last_rx.max(tick);
         }
-        Watch::from_parts(
-            last_rx,
-            cold.pinged_at_plus1.checked_sub(1),
-            cold.misses,
-        )
+        Watch::from_parts(last_rx, cold.pinged_at_plus1.checked_sub(1), cold.misses)
     }
 
-    /// Stores the rule's state of entry `i` (folding the stamp: it must be
-    /// called before the timer is armed at a new deadline).
+    /// Stores the rule's state of entry `i`, stamp folded in; traffic takes
+    /// the slow path until [`Slab::open_stamp`]. Must precede arming the
+    /// timer anew.
     pub fn set_watch(&mut self, i: u32, w: &Watch) {
         let (hot, cold) = (&mut self.hot[i as usize], &mut self.cold[i as usize]);
         let pinged_at = w.pinged_at();
-        hot.stamp = if pinged_at.is_some() { stamp::PINGED } else { 0 };
+        hot.stamp = stamp::SLOW;
         cold.last_rx = w.last_rx;
         cold.pinged_at_plus1 = pinged_at.map_or(0, |p| p.saturating_add(1));
         cold.misses = w.misses;
+    }
+
+    /// Lets the hot entry of armed entry `i` record traffic again, unless a
+    /// ping is outstanding: it gets a stamp that changes nothing (a tick at
+    /// or before `last_rx`) and is older than any traffic the fast path
+    /// will stamp (which is within [`NEAR`] of `wheel_tick` or later). When
+    /// no tick is both, traffic keeps taking the slow path until the next
+    /// fold.
+    pub fn open_stamp(&mut self, i: u32, wheel_tick: u64) {
+        let cold = &self.cold[i as usize];
+        if cold.pinged_at_plus1 != 0 {
+            return;
+        }
+        let tick = cold.last_rx.min(wheel_tick.saturating_sub(NEAR));
+        if tick >= stamp_base(cold.deadline) {
+            self.hot[i as usize].stamp = stamp::of(tick);
+        }
     }
 
     /// The id of occupied entry `i`.
