@@ -8,7 +8,9 @@
 //! * for touch, the same naive array with the registry's id check: a
 //!   generation beside each last-seen tick, compared with the `ConnId`'s
 //!   ("naive+id"), i.e. the same work as a registry touch in the simplest
-//!   layout.
+//!   layout;
+//! * in the printed comparison also the earlier naive touch, which converts
+//!   `now` to a tick on every call ("naive, tick per touch").
 //!
 //! Two workloads: (a) touch every connection in random order; (b) process
 //! the expiry of all connections, whose deadlines are spread over 100 ms.
@@ -177,6 +179,12 @@ impl Naive {
         }
     }
 
+    /// The earlier baseline: no memo of the last conversion.
+    #[inline]
+    fn touch_converting(&mut self, i: u32, now: Instant) {
+        self.last_seen[i as usize] = self.ticks.from_instant(now);
+    }
+
     #[inline]
     fn touch(&mut self, i: u32, now: Instant) {
         if now != self.last_now.0 {
@@ -315,6 +323,18 @@ fn naive_touch(
     touch_run(count, order.len(), pos, now, |j, t| s.touch(order[j], t))
 }
 
+fn converting_touch(
+    s: &mut Naive,
+    order: &[u32],
+    count: u64,
+    pos: &mut usize,
+    now: &mut Instant,
+) -> Duration {
+    touch_run(count, order.len(), pos, now, |j, t| {
+        s.touch_converting(order[j], t)
+    })
+}
+
 fn checked_touch(
     s: &mut NaiveChecked,
     ids: &[ConnId],
@@ -423,6 +443,9 @@ fn compare(n: usize, rounds: usize) {
         |now: &mut Instant| naive_touch(&mut naive, &order, n as u64, &mut 0, now);
     let mut checked_round =
         |now: &mut Instant| checked_touch(&mut checked.0, &checked_ids, n as u64, &mut 0, now);
+    let mut converting = Naive::new(n, t0, TIMEOUT, false);
+    let mut converting_round =
+        |now: &mut Instant| converting_touch(&mut converting, &order, n as u64, &mut 0, now);
     let warm = |round: &mut dyn FnMut(&mut Instant) -> Duration, now: &mut Instant| {
         round(now);
         best((0..rounds).map(|_| round(now)))
@@ -432,34 +455,33 @@ fn compare(n: usize, rounds: usize) {
         warm(&mut dq_round, &mut now),
         warm(&mut naive_round, &mut now),
         warm(&mut checked_round, &mut now),
+        warm(&mut converting_round, &mut now),
     );
-    let (mut rs, mut ds, mut vs, mut cs) = (vec![], vec![], vec![], vec![]);
+    let mut shared = [(); 5].map(|_| Vec::new());
     for _ in 0..rounds {
-        rs.push(reg_round(&mut now));
-        ds.push(dq_round(&mut now));
-        vs.push(naive_round(&mut now));
-        cs.push(checked_round(&mut now));
+        shared[0].push(reg_round(&mut now));
+        shared[1].push(dq_round(&mut now));
+        shared[2].push(naive_round(&mut now));
+        shared[3].push(checked_round(&mut now));
+        shared[4].push(converting_round(&mut now));
     }
-    let shared = (
-        best(rs.into_iter()),
-        best(ds.into_iter()),
-        best(vs.into_iter()),
-        best(cs.into_iter()),
-    );
-    for (label, (r, d, v, c)) in [("warm", warm_times), ("shared cache", shared)] {
+    let [r, d, v, c, k] = shared.map(|runs| best(runs.into_iter()));
+    for (label, (r, d, v, c, k)) in [("warm", warm_times), ("shared cache", (r, d, v, c, k))] {
         println!(
-            "touch ns/op ({label}): registry {:.1}, DelayQueue {:.1}, naive {:.1}, naive+id {:.1}",
+            "touch ns/op ({label}): registry {:.1}, DelayQueue {:.1}, naive {:.1}, naive+id {:.1}, naive tick per touch {:.1}",
             ns_per(r, n),
             ns_per(d, n),
             ns_per(v, n),
-            ns_per(c, n)
+            ns_per(c, n),
+            ns_per(k, n)
         );
         // Cost ratios: > 1 means the registry costs more.
         println!(
-            "registry touch ({label}): {:.1}x faster than DelayQueue; cost {:.2}x naive+id, {:.2}x naive",
+            "registry touch ({label}): {:.1}x faster than DelayQueue; cost {:.2}x naive+id, {:.2}x naive, {:.2}x naive tick per touch",
             d.as_secs_f64() / r.as_secs_f64(),
             r.as_secs_f64() / c.as_secs_f64(),
-            r.as_secs_f64() / v.as_secs_f64()
+            r.as_secs_f64() / v.as_secs_f64(),
+            r.as_secs_f64() / k.as_secs_f64()
         );
     }
 
@@ -490,7 +512,7 @@ fn compare(n: usize, rounds: usize) {
         reg_idle.as_nanos() as f64,
         naive_idle.as_secs_f64() * 1e3
     );
-    drop((reg, dq, naive, checked, ids, keys, checked_ids));
+    drop((reg, dq, naive, checked, converting, ids, keys, checked_ids));
 
     // (b) expiry of all n, deadlines spread over SPREAD_MS.
     let timeout = Duration::from_millis(50);
