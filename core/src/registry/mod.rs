@@ -346,7 +346,8 @@ impl Registry {
     /// When [`Registry::handle_timeout`] must next be called: the earliest
     /// armed timer, to the millisecond. It can be earlier than anything
     /// actually happening (a touched connection's timer re-arms quietly, a
-    /// removed one may leave an early wakeup), never later. While events are
+    /// removed one may leave an early wakeup, and with policy waits of at
+    /// most ~3 days a timer is armed at most ~6 days ahead), never later. While events are
     /// queued it returns a time at or before the last `now` seen. `None`
     /// when there is nothing to wait for.
     pub fn poll_timeout(&self) -> Option<Instant> {
