@@ -148,7 +148,7 @@ impl Registry {
     ) -> Result<Self, ConfigError> {
         policy.validate()?;
         let near = policy.longest_wait() <= slab::LONGEST_WAIT_NEAR;
-        Ok(Self {
+        let mut reg = Self {
             near: if near { slab::NEAR } else { 0 },
             arm_cap: if near { slab::ARM_CAP } else { u64::MAX },
             policy,
@@ -161,7 +161,9 @@ impl Registry {
             slab: Slab::with_capacity(capacity),
             wheel: Wheel::new(0),
             events: VecDeque::new(),
-        })
+        };
+        reg.now.stamp = reg.stamp_for(0);
+        Ok(reg)
     }
 
     /// Limits the number of registered connections; [`Registry::insert`]
