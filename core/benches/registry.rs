@@ -3,7 +3,14 @@
 //!
 //! * `tokio_util::time::DelayQueue` (touch = `reset_at` to now + timeout,
 //!   expiry = draining `poll_expired`);
-//! * a naive scan: a `Vec` of last-seen ticks, swept in full.
+//! * a naive scan: a `Vec` of last-seen ticks, swept in full (touch = a
+//!   plain store at a bare index, without the registry's id check);
+//! * for touch, the same naive array with the registry's id check: a
+//!   generation beside each last-seen tick, compared with the `ConnId`'s
+//!   ("naive+id"), i.e. the same work as a registry touch in the simplest
+//!   layout;
+//! * in the printed comparison also the earlier naive touch, which converts
+//!   `now` to a tick on every call ("naive, tick per touch").
 //!
 //! Two workloads: (a) touch every connection in random order; (b) process
 //! the expiry of all connections, whose deadlines are spread over 100 ms.
@@ -146,9 +153,13 @@ fn queue_with(n: usize, t0: Instant, timeout: Duration, spread: bool) -> QueueSe
     QueueSetup { dq, keys }
 }
 
-/// The 1-second sweeper of the classic design, in its simplest form.
+/// The 1-second sweeper of the classic design, in its simplest form. Its
+/// touch is a plain store of the current tick: like the registry, it keeps
+/// the last `Instant` it converted, so consecutive touches at the same
+/// `now` cost no conversion. It takes a bare index (no id check).
 struct Naive {
     ticks: Ticks,
+    last_now: (Instant, u64),
     last_seen: Vec<u64>,
     alive: Vec<bool>,
     timeout_ms: u64,
@@ -161,15 +172,25 @@ impl Naive {
             .collect();
         Self {
             ticks: Ticks::new(t0),
+            last_now: (t0, 0),
             last_seen,
             alive: vec![true; n],
             timeout_ms: timeout.as_millis() as u64,
         }
     }
 
+    /// The earlier baseline: no memo of the last conversion.
+    #[inline]
+    fn touch_converting(&mut self, i: u32, now: Instant) {
+        self.last_seen[i as usize] = self.ticks.from_instant(now);
+    }
+
     #[inline]
     fn touch(&mut self, i: u32, now: Instant) {
-        self.last_seen[i as usize] = self.ticks.from_instant(now);
+        if now != self.last_now.0 {
+            self.last_now = (now, self.ticks.from_instant(now));
+        }
+        self.last_seen[i as usize] = self.last_now.1;
     }
 
     fn sweep(&mut self, now: Instant, expired: &mut Vec<u32>) {
@@ -179,6 +200,55 @@ impl Naive {
                 *alive = false;
                 expired.push(i as u32);
             }
+        }
+    }
+}
+
+/// The naive array with the id check a server needs once slots are reused:
+/// the registry's `ConnId` (index + generation) against a generation kept
+/// beside each last-seen tick (16 bytes a slot).
+struct NaiveChecked {
+    ticks: Ticks,
+    last_now: (Instant, u64),
+    slots: Vec<Slot>,
+}
+
+struct Slot {
+    last_seen: u64,
+    generation: u32,
+}
+
+impl NaiveChecked {
+    /// Returns the store and the ids of its `n` connections.
+    fn new(n: usize, t0: Instant) -> (Self, Vec<ConnId>) {
+        let slots = (0..n)
+            .map(|_| Slot {
+                last_seen: 0,
+                generation: 1,
+            })
+            .collect();
+        let ids = (0..n as u64)
+            .map(|i| ConnId::from_u64(1 << 32 | i))
+            .collect();
+        let s = Self {
+            ticks: Ticks::new(t0),
+            last_now: (t0, 0),
+            slots,
+        };
+        (s, ids)
+    }
+
+    #[inline]
+    fn touch(&mut self, id: ConnId, now: Instant) -> Result<(), ()> {
+        if now != self.last_now.0 {
+            self.last_now = (now, self.ticks.from_instant(now));
+        }
+        match self.slots.get_mut(id.index() as usize) {
+            Some(s) if s.generation == id.generation() => {
+                s.last_seen = self.last_now.1;
+                Ok(())
+            }
+            _ => Err(()),
         }
     }
 }
@@ -253,6 +323,30 @@ fn naive_touch(
     touch_run(count, order.len(), pos, now, |j, t| s.touch(order[j], t))
 }
 
+fn converting_touch(
+    s: &mut Naive,
+    order: &[u32],
+    count: u64,
+    pos: &mut usize,
+    now: &mut Instant,
+) -> Duration {
+    touch_run(count, order.len(), pos, now, |j, t| {
+        s.touch_converting(order[j], t)
+    })
+}
+
+fn checked_touch(
+    s: &mut NaiveChecked,
+    ids: &[ConnId],
+    count: u64,
+    pos: &mut usize,
+    now: &mut Instant,
+) -> Duration {
+    touch_run(count, ids.len(), pos, now, |j, t| {
+        black_box(s.touch(ids[j], t)).unwrap();
+    })
+}
+
 /// Drains every expiry the way a server loop would: wake at
 /// `poll_timeout`, handle, drain events. Returns (time, expired count).
 fn registry_expire(s: &mut RegistrySetup) -> (Duration, usize) {
@@ -307,7 +401,7 @@ fn best(runs: impl Iterator<Item = Duration>) -> Duration {
 }
 
 /// Measures every contender with `std::time::Instant` in this run and
-/// prints ratios (> 1 means the registry is faster).
+/// prints ratios.
 fn compare(n: usize, rounds: usize) {
     println!("\n== registry vs DelayQueue vs naive scan, {n} connections ==");
     let rt = runtime();
@@ -319,16 +413,19 @@ fn compare(n: usize, rounds: usize) {
     let (mut reg, reg_bytes) = measured(|| registry_with(n, heartbeat(), t0, false));
     let (mut dq, dq_bytes) = measured(|| queue_with(n, t0, TIMEOUT, false));
     let (mut naive, naive_bytes) = measured(|| Naive::new(n, t0, TIMEOUT, false));
+    let (mut checked, checked_bytes) = measured(|| NaiveChecked::new(n, t0));
+    let checked_bytes = checked_bytes - checked.1.capacity() * std::mem::size_of::<ConnId>();
     // The handle vectors (ConnId / Key, 8 bytes each) belong to the server,
     // not to the structure.
     let reg_bytes = reg_bytes - reg.ids.capacity() * std::mem::size_of::<ConnId>();
     let dq_bytes = dq_bytes - dq.keys.capacity() * std::mem::size_of::<Key>();
     println!(
-        "bytes per connection: registry {:.1} (memory_bytes() says {:.1}), DelayQueue {:.1}, naive {:.1}",
+        "bytes per connection: registry {:.1} (memory_bytes() says {:.1}), DelayQueue {:.1}, naive {:.1}, naive+id {:.1}",
         reg_bytes as f64 / n as f64,
         reg.reg.memory_bytes() as f64 / n as f64,
         dq_bytes as f64 / n as f64,
         naive_bytes as f64 / n as f64,
+        checked_bytes as f64 / n as f64,
     );
 
     // (a) touch, every connection once per round in random order. "Warm":
@@ -337,43 +434,54 @@ fn compare(n: usize, rounds: usize) {
     // so each round starts with a cache full of someone else's data.
     let ids = in_order(&reg.ids, &order);
     let keys = in_order(&dq.keys, &order);
+    let checked_ids = in_order(&checked.1, &order);
     let mut now = t0;
     let mut reg_round =
         |now: &mut Instant| registry_touch(&mut reg.reg, &ids, n as u64, &mut 0, now);
     let mut dq_round = |now: &mut Instant| queue_touch(&mut dq.dq, &keys, n as u64, &mut 0, now);
     let mut naive_round =
         |now: &mut Instant| naive_touch(&mut naive, &order, n as u64, &mut 0, now);
+    let mut checked_round =
+        |now: &mut Instant| checked_touch(&mut checked.0, &checked_ids, n as u64, &mut 0, now);
+    let mut converting = Naive::new(n, t0, TIMEOUT, false);
+    let mut converting_round =
+        |now: &mut Instant| converting_touch(&mut converting, &order, n as u64, &mut 0, now);
     let warm = |round: &mut dyn FnMut(&mut Instant) -> Duration, now: &mut Instant| {
         round(now);
         best((0..rounds).map(|_| round(now)))
     };
-    let (r, d, v) = (
+    let warm_times = (
         warm(&mut reg_round, &mut now),
         warm(&mut dq_round, &mut now),
         warm(&mut naive_round, &mut now),
+        warm(&mut checked_round, &mut now),
+        warm(&mut converting_round, &mut now),
     );
-    let (mut rs, mut ds, mut vs) = (vec![], vec![], vec![]);
+    let mut shared = [(); 5].map(|_| Vec::new());
     for _ in 0..rounds {
-        rs.push(reg_round(&mut now));
-        ds.push(dq_round(&mut now));
-        vs.push(naive_round(&mut now));
+        shared[0].push(reg_round(&mut now));
+        shared[1].push(dq_round(&mut now));
+        shared[2].push(naive_round(&mut now));
+        shared[3].push(checked_round(&mut now));
+        shared[4].push(converting_round(&mut now));
     }
-    let shared = (
-        best(rs.into_iter()),
-        best(ds.into_iter()),
-        best(vs.into_iter()),
-    );
-    for (label, (r, d, v)) in [("warm", (r, d, v)), ("shared cache", shared)] {
+    let [r, d, v, c, k] = shared.map(|runs| best(runs.into_iter()));
+    for (label, (r, d, v, c, k)) in [("warm", warm_times), ("shared cache", (r, d, v, c, k))] {
         println!(
-            "touch ns/op ({label}): registry {:.1}, DelayQueue {:.1}, naive {:.1}",
+            "touch ns/op ({label}): registry {:.1}, DelayQueue {:.1}, naive {:.1}, naive+id {:.1}, naive tick per touch {:.1}",
             ns_per(r, n),
             ns_per(d, n),
-            ns_per(v, n)
+            ns_per(v, n),
+            ns_per(c, n),
+            ns_per(k, n)
         );
+        // Cost ratios: > 1 means the registry costs more.
         println!(
-            "registry touch ({label}): {:.1}x DelayQueue, {:.2}x naive",
+            "registry touch ({label}): {:.1}x faster than DelayQueue; cost {:.2}x naive+id, {:.2}x naive, {:.2}x naive tick per touch",
             d.as_secs_f64() / r.as_secs_f64(),
-            v.as_secs_f64() / r.as_secs_f64()
+            r.as_secs_f64() / c.as_secs_f64(),
+            r.as_secs_f64() / v.as_secs_f64(),
+            r.as_secs_f64() / k.as_secs_f64()
         );
     }
 
@@ -381,7 +489,10 @@ fn compare(n: usize, rounds: usize) {
     // once: each is re-evaluated, finds recent traffic and re-arms (the
     // lazy half of the cheap touch). After that nothing is due for a while,
     // yet the naive design still sweeps everything.
-    let now = now.max(t0 + Duration::from_secs(16));
+    let mut now = now.max(t0 + Duration::from_secs(16));
+    // One more (untimed) round just before: the short smoke run's rounds
+    // end long before 16 s, and silence past the interval would mean pings.
+    registry_touch(&mut reg.reg, &ids, n as u64, &mut 0, &mut now);
     let start = Instant::now();
     reg.reg.handle_timeout(now);
     let rearm = start.elapsed();
@@ -404,7 +515,7 @@ fn compare(n: usize, rounds: usize) {
         reg_idle.as_nanos() as f64,
         naive_idle.as_secs_f64() * 1e3
     );
-    drop((reg, dq, naive, ids, keys));
+    drop((reg, dq, naive, checked, converting, ids, keys, checked_ids));
 
     // (b) expiry of all n, deadlines spread over SPREAD_MS.
     let timeout = Duration::from_millis(50);
@@ -485,6 +596,14 @@ fn criterion_benches(c: &mut Criterion, n: usize) {
         let (mut pos, mut now) = (0, t0);
         g.bench_function("naive", |b| {
             b.iter_custom(|iters| naive_touch(&mut s, &order, iters, &mut pos, &mut now))
+        });
+    }
+    {
+        let (mut s, ids) = NaiveChecked::new(n, t0);
+        let ids = in_order(&ids, &order);
+        let (mut pos, mut now) = (0, t0);
+        g.bench_function("naive_id_checked", |b| {
+            b.iter_custom(|iters| checked_touch(&mut s, &ids, iters, &mut pos, &mut now))
         });
     }
     g.finish();

@@ -30,6 +30,16 @@ enum Op {
     },
     /// Jump to `poll_timeout` and call `handle_timeout` there.
     WakeUp,
+    /// Advance the clock without calling `handle_timeout` (a server busy
+    /// with traffic, or one that ignores `poll_timeout`).
+    Skip {
+        ms: u64,
+    },
+    /// Touch an issued id at `now + ahead` ms.
+    TouchAhead {
+        pick: usize,
+        ahead: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +52,34 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prop_oneof![8 => 0u64..10, 8 => 0u64..3000, 3 => 0u64..100_000, 1 => 0u64..20_000_000_000]
             .prop_map(|ms| Op::Advance { ms }),
         4 => Just(Op::WakeUp),
+    ]
+}
+
+/// `op()` plus clocks far apart: touches days ahead of or behind the last
+/// `handle_timeout`, and time passing without one.
+fn far_op() -> impl Strategy<Value = Op> {
+    let far = prop_oneof![0u64..1000, 0u64..20_000_000_000];
+    prop_oneof![
+        10 => op(),
+        1 => far.clone().prop_map(|ms| Op::Skip { ms }),
+        1 => (any::<usize>(), far.clone()).prop_map(|(pick, ahead)| Op::TouchAhead { pick, ahead }),
+        1 => (any::<usize>(), far).prop_map(|(pick, back)| Op::Touch { pick, back }),
+    ]
+}
+
+/// Waits from milliseconds to about 7 days (the most validation allows for
+/// one duration), on both sides of the registry's ~3-day fast-path limit.
+fn any_policy() -> impl Strategy<Value = Policy> {
+    let wait = prop_oneof![1u64..2000, 1u64..600_000_000];
+    prop_oneof![
+        1 => policy(),
+        1 => (wait.clone(), wait.clone(), 1u32..4).prop_map(|(i, t, m)| Policy::Heartbeat(
+            HeartbeatConfig::new(Duration::from_millis(i), Duration::from_millis(t), m)
+        )),
+        1 => (wait, 1.0f64..3.0).prop_map(|(k, factor)| Policy::IdleTimeout(IdleTimeoutConfig {
+            keepalive: Duration::from_millis(k),
+            factor,
+        })),
     ]
 }
 
@@ -140,7 +178,8 @@ impl Harness {
 
     fn apply(&mut self, op: Op) -> Result<(), TestCaseError> {
         let now = self.now;
-        let back = |b: u64| now - Duration::from_millis(b);
+        let origin = self.model.ticks.origin();
+        let back = |b: u64| now.checked_sub(Duration::from_millis(b)).unwrap_or(origin);
         match op {
             Op::Insert { tag, back: b } => {
                 let at = back(b);
@@ -153,18 +192,12 @@ impl Harness {
                 self.model.live.insert(id.to_u64(), (id, w, tag));
             }
             Op::Touch { pick, back: b } if !self.issued.is_empty() => {
-                let id = self.issued[pick % self.issued.len()];
-                let at = back(b);
-                let tick = self.model.ticks.from_instant(at);
-                let want = match self.model.live.get_mut(&id.to_u64()) {
-                    Some((_, w, _)) => {
-                        w.touch(tick);
-                        Ok(())
-                    }
-                    None => Err(HandleError::Stale),
-                };
-                prop_assert_eq!(self.reg.touch(id, at), want);
+                self.touch(pick, back(b))?;
             }
+            Op::TouchAhead { pick, ahead } if !self.issued.is_empty() => {
+                self.touch(pick, now + Duration::from_millis(ahead))?;
+            }
+            Op::Skip { ms } => self.now += Duration::from_millis(ms),
             Op::Remove { pick } if !self.issued.is_empty() => {
                 let id = self.issued[pick % self.issued.len()];
                 let want = match self.model.live.remove(&id.to_u64()) {
@@ -183,10 +216,55 @@ impl Harness {
                     self.tick(t.max(self.now))?;
                 }
             }
-            Op::Touch { .. } | Op::Remove { .. } => {}
+            Op::Touch { .. } | Op::TouchAhead { .. } | Op::Remove { .. } => {}
         }
         Ok(())
     }
+
+    fn touch(&mut self, pick: usize, at: Instant) -> Result<(), TestCaseError> {
+        let id = self.issued[pick % self.issued.len()];
+        let tick = self.model.ticks.from_instant(at);
+        let want = match self.model.live.get_mut(&id.to_u64()) {
+            Some((_, w, _)) => {
+                w.touch(tick);
+                Ok(())
+            }
+            None => Err(HandleError::Stale),
+        };
+        prop_assert_eq!(self.reg.touch(id, at), want);
+        Ok(())
+    }
+}
+
+fn run(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    // Start late enough that `back` never reaches before the origin.
+    let origin = Instant::now();
+    let mut h = Harness {
+        reg: Registry::new(policy, origin).unwrap(),
+        model: Model {
+            policy,
+            ticks: Ticks::new(origin),
+            live: BTreeMap::new(),
+        },
+        now: origin + Duration::from_secs(1),
+        issued: vec![],
+        ends: HashMap::new(),
+    };
+    for op in ops {
+        h.apply(op)?;
+    }
+    // Silence from here on: everything still registered must expire.
+    for _ in 0..100_000 {
+        let Some(t) = h.reg.poll_timeout() else { break };
+        h.tick(t.max(h.now))?;
+    }
+    prop_assert!(h.reg.is_empty());
+    prop_assert!(h.model.live.is_empty());
+    for (id, n) in &h.ends {
+        prop_assert_eq!(*n, 1, "connection {} ended {} times", id, n);
+        prop_assert_eq!(h.reg.remove(*id), Err(HandleError::Stale));
+    }
+    Ok(())
 }
 
 proptest! {
@@ -197,28 +275,14 @@ proptest! {
         policy in policy(),
         ops in prop::collection::vec(op(), 1..300),
     ) {
-        // Start late enough that `back` never reaches before the origin.
-        let origin = Instant::now();
-        let mut h = Harness {
-            reg: Registry::new(policy, origin).unwrap(),
-            model: Model { policy, ticks: Ticks::new(origin), live: BTreeMap::new() },
-            now: origin + Duration::from_secs(1),
-            issued: vec![],
-            ends: HashMap::new(),
-        };
-        for op in ops {
-            h.apply(op)?;
-        }
-        // Silence from here on: everything still registered must expire.
-        for _ in 0..100_000 {
-            let Some(t) = h.reg.poll_timeout() else { break };
-            h.tick(t.max(h.now))?;
-        }
-        prop_assert!(h.reg.is_empty());
-        prop_assert!(h.model.live.is_empty());
-        for (id, n) in &h.ends {
-            prop_assert_eq!(*n, 1, "connection {} ended {} times", id, n);
-            prop_assert_eq!(h.reg.remove(*id), Err(HandleError::Stale));
-        }
+        run(policy, ops)?;
+    }
+
+    #[test]
+    fn registry_matches_the_reference_model_with_far_apart_clocks(
+        policy in any_policy(),
+        ops in prop::collection::vec(far_op(), 1..300),
+    ) {
+        run(policy, ops)?;
     }
 }

@@ -163,8 +163,8 @@ impl Watch {
 
     /// Rebuilds a watch from its parts ([`Watch::last_rx`],
     /// [`Watch::pinged_at`], [`Watch::misses`]), for storage that keeps them
-    /// apart: the registry keeps `last_rx` in a dense array of its own so
-    /// that recording traffic touches as little memory as possible.
+    /// apart: the registry records traffic in a dense array of its own so
+    /// that it touches as little memory as possible.
     pub fn from_parts(last_rx: u64, pinged_at: Option<u64>, misses: u8) -> Self {
         Self {
             last_rx,
@@ -174,7 +174,9 @@ impl Watch {
     }
 
     /// Clears an outstanding ping that has since been answered by traffic.
-    fn settle(&mut self) {
+    /// Every rule evaluation starts with it; a stored watch may be settled
+    /// early without changing any verdict.
+    pub(crate) fn settle(&mut self) {
         if let Some(p) = self.pinged_at() {
             if self.last_rx >= p {
                 self.pinged_at_plus1 = 0;
@@ -216,6 +218,15 @@ impl Policy {
                 Some(p) => p.saturating_add(ms_ceil(h.timeout)),
             },
             Self::IdleTimeout(i) => w.last_rx.saturating_add(ms_ceil(i.timeout())),
+        }
+    }
+
+    /// The longest wait, in ticks, that [`Policy::deadline`] puts after the
+    /// traffic or the ping it counts from.
+    pub(crate) fn longest_wait(&self) -> u64 {
+        match self {
+            Self::Heartbeat(h) => ms_ceil(h.interval).max(ms_ceil(h.timeout)),
+            Self::IdleTimeout(i) => ms_ceil(i.timeout()),
         }
     }
 

@@ -83,7 +83,7 @@ pub use id::ConnId;
 
 use crate::liveness::{Policy, Ticks, Verdict, Watch};
 use crate::{ConfigError, HandleError};
-use slab::Slab;
+use slab::{stamp, Slab};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -91,6 +91,16 @@ use wheel::Wheel;
 
 /// Event queue capacity kept between bursts.
 const EVENT_QUEUE_KEEP: usize = 1024;
+
+/// An `Instant` converted to a tick, and the hot-entry stamp for traffic
+/// at that tick.
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    at: Instant,
+    tick: u64,
+    /// With [`stamp::SLOW`] when `tick` is not near the wheel's tick.
+    stamp: u32,
+}
 
 /// Liveness tracking for many connections with one timer structure.
 ///
@@ -108,9 +118,18 @@ const EVENT_QUEUE_KEEP: usize = 1024;
 pub struct Registry {
     policy: Policy,
     ticks: Ticks,
+    /// The last `Instant` converted: a server passes the same `now` for
+    /// every event of a wakeup.
+    now: Now,
     slab: Slab,
     wheel: Wheel,
     events: VecDeque<RegistryEvent>,
+    /// [`slab::NEAR`] when traffic can be recorded in the hot entry alone,
+    /// 0 when the policy waits too long for that (see
+    /// [`slab::LONGEST_WAIT_NEAR`]).
+    near: u64,
+    /// The most ticks after the wheel's tick a timer is armed at.
+    arm_cap: u64,
 }
 
 impl Registry {
@@ -128,13 +147,23 @@ impl Registry {
         capacity: usize,
     ) -> Result<Self, ConfigError> {
         policy.validate()?;
-        Ok(Self {
+        let near = policy.longest_wait() <= slab::LONGEST_WAIT_NEAR;
+        let mut reg = Self {
+            near: if near { slab::NEAR } else { 0 },
+            arm_cap: if near { slab::ARM_CAP } else { u64::MAX },
             policy,
             ticks: Ticks::new(now),
+            now: Now {
+                at: now,
+                tick: 0,
+                stamp: stamp::SLOW,
+            },
             slab: Slab::with_capacity(capacity),
             wheel: Wheel::new(0),
             events: VecDeque::new(),
-        })
+        };
+        reg.now.stamp = reg.stamp_for(0);
+        Ok(reg)
     }
 
     /// Limits the number of registered connections; [`Registry::insert`]
@@ -157,42 +186,86 @@ impl Registry {
     /// Registers a connection established (or last heard from) at `now`,
     /// carrying `tag` (returned in its events and by [`Registry::remove`]).
     pub fn insert(&mut self, now: Instant, tag: u64) -> Result<ConnId, RegistryFull> {
-        let watch = Watch::new(self.ticks.from_instant(now));
+        let watch = Watch::new(self.now(now).tick);
         let id = self.slab.alloc(&watch, tag).ok_or(RegistryFull {
             max_len: self.slab.max_len(),
         })?;
-        let at = self.policy.deadline(&watch);
-        self.wheel.insert(&mut self.slab, id.index(), at);
+        self.arm(id.index(), self.policy.deadline(&watch));
         Ok(id)
     }
 
     /// Records traffic received from `id` at `now` (any bytes count, pongs
-    /// included). O(1) and cheap: it stores the time and, except when it
-    /// answers an outstanding ping, leaves the timer where it is.
+    /// included). O(1) and cheap: normally it stores the time in an 8-byte
+    /// entry and leaves the timer where it is (the timer reads the time
+    /// when it fires, and re-arms if there was traffic).
     #[inline]
     pub fn touch(&mut self, id: ConnId, now: Instant) -> Result<(), HandleError> {
-        let i = self.slab.lookup(id)?;
-        let tick = self.ticks.from_instant(now);
-        // Only the 16-byte hot part is touched: `Watch::touch` on its
-        // `last_rx`.
-        let hot = self.slab.hot_mut(i);
-        hot.last_rx = hot.last_rx.max(tick);
-        if hot.pinged {
-            self.answer_ping(i);
+        let Now { tick, stamp, .. } = self.now(now);
+        if !self.slab.touch(id, stamp)? {
+            self.touch_slow(id.index(), tick);
         }
         Ok(())
     }
 
-    /// Without an outstanding ping, traffic only moves the rule's deadline
-    /// later, so the armed timer fires early and re-arms lazily. Answering a
-    /// ping re-bases the deadline on `interval`, which may be shorter than
-    /// the ping's `timeout`: then the timer must move forward.
-    #[cold]
-    fn answer_ping(&mut self, i: u32) {
-        let at = self.policy.deadline(&self.slab.watch(i));
-        if at < self.slab.cold(i).deadline {
-            self.wheel.reschedule(&mut self.slab, i, at);
+    /// `now` as a tick, with its stamp.
+    #[inline]
+    fn now(&mut self, now: Instant) -> Now {
+        if now != self.now.at {
+            self.convert(now);
         }
+        self.now
+    }
+
+    #[inline(never)]
+    fn convert(&mut self, now: Instant) {
+        let tick = self.ticks.from_instant(now);
+        self.now = Now {
+            at: now,
+            tick,
+            stamp: self.stamp_for(tick),
+        };
+    }
+
+    /// The hot-entry stamp for traffic at `tick`: the fast path records it
+    /// when it lies within `near` of the wheel's tick.
+    fn stamp_for(&self, tick: u64) -> u32 {
+        let from = self.wheel.elapsed().saturating_sub(self.near);
+        let near = tick.wrapping_sub(from) < 2 * self.near;
+        stamp::of(tick) | if near { 0 } else { stamp::SLOW }
+    }
+
+    /// Traffic that the hot entry cannot record alone: it answers an
+    /// outstanding ping, or its time is far from the wheel's. Records it in
+    /// the full state. Without an outstanding ping, traffic only moves the
+    /// rule's deadline later, so the armed timer fires early and re-arms
+    /// lazily. Answering a ping re-bases the deadline on `interval`, which
+    /// may be shorter than the ping's `timeout`: then the timer must move
+    /// forward.
+    #[cold]
+    fn touch_slow(&mut self, i: u32, tick: u64) {
+        let mut watch = self.slab.watch(i);
+        watch.touch(tick);
+        watch.settle();
+        // Stored before the timer moves: the hot entry's stamp is read
+        // relative to the armed deadline.
+        self.slab.set_watch(i, &watch);
+        let at = self.policy.deadline(&watch);
+        if at < self.slab.cold(i).deadline {
+            self.wheel.remove(&mut self.slab, i);
+            self.arm(i, at);
+        } else {
+            self.slab.open_stamp(i, self.wheel.elapsed());
+        }
+    }
+
+    /// Arms entry `i`, unlinked and just stored with `set_watch`, at `at`,
+    /// or [`slab::ARM_CAP`] from the wheel's tick if that is sooner and the
+    /// hot entry records traffic (the timer then re-arms on the way).
+    fn arm(&mut self, i: u32, at: u64) {
+        let wheel_tick = self.wheel.elapsed();
+        let cap = wheel_tick.saturating_add(self.arm_cap);
+        self.wheel.insert(&mut self.slab, i, at.min(cap));
+        self.slab.open_stamp(i, wheel_tick);
     }
 
     /// Unregisters `id` and returns its tag. A second remove, or a remove
@@ -229,7 +302,7 @@ impl Registry {
     /// come due (amortised O(1) each), not to elapsed time; calls before the
     /// next deadline do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let tick = self.ticks.from_instant(now);
+        let tick = self.now(now).tick;
         while let Some(i) = self.wheel.next_due(&mut self.slab, tick) {
             let mut watch = self.slab.watch(i);
             match self.policy.on_deadline(&mut watch, tick) {
@@ -251,9 +324,10 @@ impl Registry {
                 Verdict::Wait => {}
             }
             self.slab.set_watch(i, &watch);
-            self.wheel
-                .insert(&mut self.slab, i, self.policy.deadline(&watch));
+            self.arm(i, self.policy.deadline(&watch));
         }
+        // The wheel's tick may have moved: which traffic is near changed.
+        self.now.stamp = self.stamp_for(self.now.tick);
     }
 
     /// The next event, if any. A [`RegistryEvent::PingDue`] for a connection
@@ -274,7 +348,8 @@ impl Registry {
     /// When [`Registry::handle_timeout`] must next be called: the earliest
     /// armed timer, to the millisecond. It can be earlier than anything
     /// actually happening (a touched connection's timer re-arms quietly, a
-    /// removed one may leave an early wakeup), never later. While events are
+    /// removed one may leave an early wakeup, and with policy waits of at
+    /// most ~3 days a timer is armed at most ~6 days ahead), never later. While events are
     /// queued it returns a time at or before the last `now` seen. `None`
     /// when there is nothing to wait for.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -292,7 +367,8 @@ impl Registry {
     }
 
     /// Approximate heap bytes in use: the entry arrays (56 bytes per slot:
-    /// 16 hot for [`Registry::touch`], 40 cold; capacity included), the event queue and the wheel's fixed ~8.5 KiB.
+    /// 8 hot for [`Registry::touch`], 48 cold; capacity included), the
+    /// event queue and the wheel's fixed ~8.5 KiB.
     pub fn memory_bytes(&self) -> usize {
         self.slab.heap_bytes()
             + self.events.capacity() * std::mem::size_of::<RegistryEvent>()

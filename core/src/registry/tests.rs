@@ -313,6 +313,55 @@ fn time_going_backwards_is_harmless() {
 }
 
 #[test]
+fn traffic_days_ahead_of_the_last_timeout_is_recorded_exactly() {
+    for policy in [heartbeat(1000, 300, 2), idle(1000)] {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(policy, t0).unwrap();
+        let id = reg.insert(t0, 1).unwrap();
+        // Busy with traffic for 40 days (over 2^31 ms) without a single
+        // handle_timeout, then a last byte.
+        let last = t0 + Duration::from_secs(40 * 86_400) + ms(7);
+        reg.touch(id, t0 + ms(500)).unwrap();
+        reg.touch(id, last).unwrap();
+        let (dead_at, _) = run_until_expired(&mut reg, id, last);
+        assert_eq!(dead_at - last, reg.detection_bound(), "{policy:?}");
+    }
+}
+
+#[test]
+fn steady_traffic_over_months_keeps_exact_time() {
+    // Past 2^31 ms (~25 days) of ticks and several wheel levels.
+    let t0 = Instant::now();
+    let mut reg = Registry::new(heartbeat(3_600_000, 60_000, 1), t0).unwrap();
+    let id = reg.insert(t0, 1).unwrap();
+    let mut now = t0;
+    for _ in 0..24 * 90 {
+        now += ms(3_599_999);
+        reg.handle_timeout(now);
+        assert_eq!(events(&mut reg), []);
+        reg.touch(id, now).unwrap();
+    }
+    let (dead_at, pings) = run_until_expired(&mut reg, id, now);
+    assert_eq!((dead_at - now, pings), (reg.detection_bound(), 1));
+}
+
+#[test]
+fn long_policies_record_traffic_exactly() {
+    // Waits beyond the hot entry's reach take the slow path every time.
+    let days = |d: u64| Duration::from_secs(d * 86_400);
+    let t0 = Instant::now();
+    let policy = Policy::Heartbeat(HeartbeatConfig::new(days(5), days(2), 1));
+    let mut reg = Registry::new(policy, t0).unwrap();
+    let id = reg.insert(t0, 1).unwrap();
+    reg.touch(id, t0 + days(4)).unwrap();
+    reg.handle_timeout(t0 + days(5));
+    assert_eq!(events(&mut reg), []);
+    assert_eq!(reg.poll_timeout(), Some(t0 + days(9)));
+    let (dead_at, _) = run_until_expired(&mut reg, id, t0 + days(4));
+    assert_eq!(dead_at, t0 + days(4) + reg.detection_bound());
+}
+
+#[test]
 fn spurious_timeouts_do_nothing() {
     let t0 = Instant::now();
     let mut reg = Registry::new(heartbeat(1000, 500, 1), t0).unwrap();

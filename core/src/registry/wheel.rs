@@ -110,12 +110,6 @@ impl Wheel {
         self.link(nodes, i, at);
     }
 
-    /// Moves entry `i`'s timer to `at`.
-    pub fn reschedule<N: Nodes>(&mut self, nodes: &mut N, i: u32, at: u64) {
-        self.remove(nodes, i);
-        self.insert(nodes, i, at);
-    }
-
     /// Disarms entry `i` (a no-op when it is not armed).
     pub fn remove<N: Nodes>(&mut self, nodes: &mut N, i: u32) {
         let Links { next, prev, list } = *nodes.links(i);
