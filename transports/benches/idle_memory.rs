@@ -870,6 +870,8 @@ struct Run {
     server: Side,
     client: Side,
     connect_ms: u64,
+    /// Failed connection attempts on the client (retried).
+    failed_attempts: usize,
 }
 
 /// One server + client pair of processes through the whole run.
@@ -894,6 +896,7 @@ fn run_pair(tether: bool, s: &Settings) -> Run {
             ..Side::default()
         },
         connect_ms: 0,
+        failed_attempts: 0,
     };
     let line = client.ask(
         "connect",
@@ -935,6 +938,7 @@ fn run_pair(tether: bool, s: &Settings) -> Run {
         next += s.sample;
     }
     let (cs, ss) = (client.status(), server.status());
+    run.failed_attempts = cs.failed;
     let dropped = cs.ended + ss.ended;
     let note = format!(
         "{label}: client up {} ended {} failed attempts {} pongs {}; server up {} ended {} pongs {}",
@@ -1022,8 +1026,9 @@ fn parent_main(args: &[String]) {
                 run.client.growth(s.n, s.interval),
             );
             println!(
-                "  round {round} {label:>6}: connect {} ms; server {:.0} B heap ({:.1} blocks) {:.0} B RSS per conn, client {:.0} B heap ({:.1} blocks) {:.0} B RSS per conn; growth B/conn/min: server heap {:+.1} RSS {:+.1}, client heap {:+.1} RSS {:+.1}",
+                "  round {round} {label:>6}: connect {} ms ({} failed attempts); server {:.0} B heap ({:.1} blocks) {:.0} B RSS per conn, client {:.0} B heap ({:.1} blocks) {:.0} B RSS per conn; growth B/conn/min: server heap {:+.1} RSS {:+.1}, client heap {:+.1} RSS {:+.1}",
                 run.connect_ms,
+                run.failed_attempts,
                 run.server.heap_per_conn(s.n),
                 run.server.blocks_per_conn(s.n),
                 run.server.rss_per_conn(s.n),
