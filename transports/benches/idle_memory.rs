@@ -54,7 +54,7 @@
 //! * options after `--`: `--n N`, `--interval-ms MS`, `--idle-s S`,
 //!   `--sample-s S`, `--rounds R`, `--minutes M` (the long idle run: M
 //!   minutes idle, sampled every minute, 1 round; prints whether RSS stays
-//!   flat).
+//!   flat), `--variant tether|raw|both`.
 //! * without `--bench` (`cargo test --benches`): a smoke run, N = 200,
 //!   heartbeat 1 s, idle 2 s, 1 round.
 //!
@@ -182,6 +182,8 @@ struct Settings {
     rounds: usize,
     /// `--minutes` was given: the long run, with a flatness verdict.
     long: bool,
+    /// Which pairs run each round: `true` tether, `false` raw.
+    variants: Vec<bool>,
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
@@ -210,6 +212,7 @@ impl Settings {
                 sample: Duration::from_secs(10),
                 rounds: 2,
                 long: false,
+                variants: vec![true, false],
             }
         } else {
             Settings {
@@ -220,6 +223,7 @@ impl Settings {
                 sample: Duration::from_secs(1),
                 rounds: 1,
                 long: false,
+                variants: vec![true, false],
             }
         };
         if let Some(m) = minutes {
@@ -242,6 +246,12 @@ impl Settings {
         }
         if let Some(r) = arg_num(args, "--rounds") {
             s.rounds = r;
+        }
+        match arg_value(args, "--variant").as_deref() {
+            None | Some("both") => {}
+            Some("tether") => s.variants = vec![true],
+            Some("raw") => s.variants = vec![false],
+            Some(other) => panic!("--variant: tether, raw or both, not {other}"),
         }
         s.n = s.n.max(1);
         s.rounds = s.rounds.max(1);
@@ -1018,7 +1028,8 @@ fn parent_main(args: &[String]) {
     );
     let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()]; // [tether, raw]
     for round in 1..=s.rounds {
-        for (i, tether) in [true, false].into_iter().enumerate() {
+        for tether in s.variants.clone() {
+            let i = usize::from(!tether);
             let label = if tether { "tether" } else { "raw" };
             let run = run_pair(tether, &s);
             let (sg, cg) = (
@@ -1045,6 +1056,15 @@ fn parent_main(args: &[String]) {
     }
     let n = s.n;
     let med = |i: usize, f: &dyn Fn(&Run) -> f64| median(runs[i].iter().map(f).collect());
+    let shown = |i: usize, f: &dyn Fn(&Run) -> f64, sign: bool| {
+        if runs[i].is_empty() {
+            "       -".to_string()
+        } else if sign {
+            format!("{:+8.1}", med(i, f))
+        } else {
+            format!("{:>8.0} B", med(i, f))
+        }
+    };
     println!(
         "idle_memory N={n}, idle {:?}, medians of {} round(s), bytes per connection:",
         s.idle, s.rounds
@@ -1058,8 +1078,16 @@ fn parent_main(args: &[String]) {
     ];
     for (name, f) in &metrics {
         let (t, r) = (med(0, f), med(1, f));
-        let ratio = if r > 0.0 { t / r } else { f64::NAN };
-        println!("  {name}: tether {t:>8.0} B, raw {r:>8.0} B, ratio {ratio:.1}x");
+        let ratio = if runs[0].is_empty() || runs[1].is_empty() || r <= 0.0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}x", t / r)
+        };
+        println!(
+            "  {name}: tether {}, raw {}, ratio {ratio}",
+            shown(0, f, false),
+            shown(1, f, false)
+        );
     }
     println!("idle growth, bytes per connection per minute (from one heartbeat interval on):");
     let growth: [Metric<'_>; 4] = [
@@ -1070,9 +1098,9 @@ fn parent_main(args: &[String]) {
     ];
     for (name, f) in &growth {
         println!(
-            "  {name}: tether {:+8.1}, raw {:+8.1}",
-            med(0, f),
-            med(1, f)
+            "  {name}: tether {}, raw {}",
+            shown(0, f, true),
+            shown(1, f, true)
         );
     }
     if s.long {
@@ -1081,14 +1109,16 @@ fn parent_main(args: &[String]) {
                 ("server", (|r: &Run| r.server.clone()) as fn(&Run) -> Side),
                 ("client", |r: &Run| r.client.clone()),
             ] {
-                let sd = pick(&runs[i][0]);
+                let Some(run) = runs[i].first() else { continue };
+                let sd = pick(run);
                 let first = sd
                     .steady(s.interval)
                     .first()
                     .map(|p| p.1)
                     .unwrap_or_default();
                 let total = (sd.last().rss_kb as f64 - first.rss_kb as f64) * 1024.0 / n as f64;
-                let (_, rss_slope) = sd.growth(n, s.interval);
+                let heap_total = (sd.last().heap as f64 - first.heap as f64) / n as f64;
+                let (heap_slope, rss_slope) = sd.growth(n, s.interval);
                 // Flat: under 16 B per connection over the whole run.
                 let verdict = if total.abs() < 16.0 {
                     "flat"
@@ -1096,7 +1126,7 @@ fn parent_main(args: &[String]) {
                     "NOT flat"
                 };
                 println!(
-                    "  {label} {side} RSS over {:?}: {total:+.1} B/conn in total, slope {rss_slope:+.2} B/conn/min: {verdict}",
+                    "  {label} {side} over {:?}: RSS {total:+.1} B/conn in total, slope {rss_slope:+.2} B/conn/min: {verdict}; heap {heap_total:+.1} B/conn in total, slope {heap_slope:+.2} B/conn/min",
                     s.idle
                 );
             }
