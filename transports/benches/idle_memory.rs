@@ -63,9 +63,10 @@
 //! (PR_SET_PDEATHSIG), and a watchdog ends each one after its time budget.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -81,19 +82,39 @@ use tokio::sync::Semaphore;
 
 // ------------------------------------------------------------ allocator
 
-/// The system allocator, counting live bytes and blocks.
+/// The system allocator, counting live bytes and blocks, and live blocks
+/// by requested size (for the breakdown of what a connection holds).
 struct Counting;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+/// Live blocks of each size below the last index; the last counts all
+/// larger ones.
+const SIZE_SLOTS: usize = 16 * 1024 + 1;
+static BY_SIZE: [AtomicIsize; SIZE_SLOTS] = [const { AtomicIsize::new(0) }; SIZE_SLOTS];
+
+fn by_size(size: usize) -> &'static AtomicIsize {
+    &BY_SIZE[size.min(SIZE_SLOTS - 1)]
+}
+
+fn counted(size: usize) {
+    LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
+    LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+    by_size(size).fetch_add(1, Ordering::Relaxed);
+}
+
+fn uncounted(size: usize) {
+    LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
+    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    by_size(size).fetch_sub(1, Ordering::Relaxed);
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            counted(layout.size());
         }
         p
     }
@@ -102,8 +123,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            counted(layout.size());
         }
         p
     }
@@ -111,16 +131,15 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        uncounted(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+            counted(new_size);
+            uncounted(layout.size());
         }
         p
     }
@@ -357,6 +376,19 @@ fn reply(line: &str) {
     let _ = out.flush();
 }
 
+/// `sizes size:count ...`: live blocks by requested size (the last slot:
+/// `16384` for 16 KiB and more).
+fn reply_sizes() {
+    let mut line = String::from("sizes");
+    for (size, count) in BY_SIZE.iter().enumerate() {
+        let count = count.load(Ordering::Relaxed);
+        if count != 0 {
+            line.push_str(&format!(" {size}:{count}"));
+        }
+    }
+    reply(&line);
+}
+
 fn reply_sample() {
     let s = sample_self();
     reply(&format!(
@@ -403,6 +435,7 @@ async fn serve_commands(
     while let Some(cmd) = commands.recv().await {
         match cmd.trim() {
             "sample" => reply_sample(),
+            "sizes" => reply_sizes(),
             "status" => reply(&counters.status()),
             other => reply(&format!("error unknown command {other}")),
         }
@@ -525,6 +558,7 @@ async fn client_commands<F>(
     while let Some(cmd) = commands.recv().await {
         match cmd.trim() {
             "sample" => reply_sample(),
+            "sizes" => reply_sizes(),
             "status" => reply(&counters.status()),
             "connect" => {
                 let started = Instant::now();
@@ -766,6 +800,17 @@ impl Proc {
         }
     }
 
+    fn sizes(&mut self) -> BTreeMap<usize, i64> {
+        let line = self.ask("sizes", "sizes", Duration::from_secs(30));
+        line.split_whitespace()
+            .skip(1)
+            .map(|kv| {
+                let (k, v) = kv.split_once(':').expect("size:count");
+                (k.parse().expect("size"), v.parse().expect("count"))
+            })
+            .collect()
+    }
+
     fn status(&mut self) -> Status {
         let line = self.ask("status", "status ", Duration::from_secs(30));
         Status {
@@ -808,6 +853,9 @@ struct Side {
     connected: Sample,
     /// (seconds since the connected sample, sample)
     idle: Vec<(f64, Sample)>,
+    /// Live blocks by size: before any connection, after the idle window.
+    sizes_before: BTreeMap<usize, i64>,
+    sizes_after: BTreeMap<usize, i64>,
 }
 
 impl Side {
@@ -821,6 +869,22 @@ impl Side {
 
     fn rss_per_conn(&self, n: usize) -> f64 {
         (self.last().rss_kb as f64 - self.before.rss_kb as f64) * 1024.0 / n as f64
+    }
+
+    /// The block sizes a connection holds: (size, blocks per connection),
+    /// largest share first, only those held by at least half of them.
+    fn blocks_by_size(&self, n: usize) -> Vec<(usize, f64)> {
+        let mut held: Vec<(usize, f64)> = self
+            .sizes_after
+            .iter()
+            .map(|(size, after)| {
+                let before = self.sizes_before.get(size).copied().unwrap_or(0);
+                (*size, (after - before) as f64 / n as f64)
+            })
+            .filter(|(_, per)| *per >= 0.5)
+            .collect();
+        held.sort_by(|a, b| (b.0 as f64 * b.1).total_cmp(&(a.0 as f64 * a.1)));
+        held
     }
 
     fn blocks_per_conn(&self, n: usize) -> f64 {
@@ -899,10 +963,12 @@ fn run_pair(tether: bool, s: &Settings) -> Run {
     let mut run = Run {
         server: Side {
             before: server.sample(),
+            sizes_before: server.sizes(),
             ..Side::default()
         },
         client: Side {
             before: client.sample(),
+            sizes_before: client.sizes(),
             ..Side::default()
         },
         connect_ms: 0,
@@ -947,6 +1013,8 @@ fn run_pair(tether: bool, s: &Settings) -> Run {
         }
         next += s.sample;
     }
+    run.server.sizes_after = server.sizes();
+    run.client.sizes_after = client.sizes();
     let (cs, ss) = (client.status(), server.status());
     run.failed_attempts = cs.failed;
     let dropped = cs.ended + ss.ended;
@@ -1051,6 +1119,20 @@ fn parent_main(args: &[String]) {
                 cg.0,
                 cg.1
             );
+            if round == 1 {
+                for (side, sd) in [("server", &run.server), ("client", &run.client)] {
+                    let list: Vec<String> = sd
+                        .blocks_by_size(s.n)
+                        .iter()
+                        .take(16)
+                        .map(|(size, per)| format!("{size} B x{per:.2}"))
+                        .collect();
+                    println!(
+                        "    {label} {side} blocks held per connection by size: {}",
+                        list.join(", ")
+                    );
+                }
+            }
             runs[i].push(run);
         }
     }
