@@ -185,7 +185,7 @@ const ROLE_RAW_CLIENT: &str = "raw-client";
 /// Connections opened together; each batch is up before the next starts.
 const BATCH: usize = 250;
 /// Descriptors a process needs besides its connections.
-const SPARE_FDS: u64 = 128;
+const SPARE_FDS: libc::rlim_t = 128;
 /// The ping frame of the raw client: kind 0x02, length 8, then 8 bytes.
 const PING_KIND: u8 = 0x02;
 const PONG_KIND: u8 = 0x03;
@@ -292,7 +292,7 @@ impl Settings {
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft
 /// limit.
-fn raise_nofile() -> u64 {
+fn raise_nofile() -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -311,7 +311,7 @@ fn raise_nofile() -> u64 {
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 // ---------------------------------------------------------------- child
