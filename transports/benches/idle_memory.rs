@@ -54,7 +54,7 @@
 //! * options after `--`: `--n N`, `--interval-ms MS`, `--idle-s S`,
 //!   `--sample-s S`, `--rounds R`, `--minutes M` (the long idle run: M
 //!   minutes idle, sampled every minute, 1 round; prints whether RSS stays
-//!   flat), `--variant tether|raw|both`.
+//!   flat), `--variant tether|raw|both`, `--trace` (print every sample).
 //! * without `--bench` (`cargo test --benches`): a smoke run, N = 200,
 //!   heartbeat 1 s, idle 2 s, 1 round.
 //!
@@ -203,6 +203,8 @@ struct Settings {
     long: bool,
     /// Which pairs run each round: `true` tether, `false` raw.
     variants: Vec<bool>,
+    /// Print every idle sample (`--trace`; always in the long run).
+    trace: bool,
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
@@ -232,6 +234,7 @@ impl Settings {
                 rounds: 2,
                 long: false,
                 variants: vec![true, false],
+                trace: false,
             }
         } else {
             Settings {
@@ -243,6 +246,7 @@ impl Settings {
                 rounds: 1,
                 long: false,
                 variants: vec![true, false],
+                trace: false,
             }
         };
         if let Some(m) = minutes {
@@ -272,6 +276,7 @@ impl Settings {
             Some("raw") => s.variants = vec![false],
             Some(other) => panic!("--variant: tether, raw or both, not {other}"),
         }
+        s.trace = s.long || args.iter().any(|a| a == "--trace");
         s.n = s.n.max(1);
         s.rounds = s.rounds.max(1);
         s.sample = s.sample.max(Duration::from_millis(100));
@@ -1004,7 +1009,7 @@ fn run_pair(tether: bool, s: &Settings) -> Run {
         let t = start.elapsed().as_secs_f64();
         run.server.idle.push((t, server.sample()));
         run.client.idle.push((t, client.sample()));
-        if s.long {
+        if s.trace {
             let (sv, cl) = (run.server.last(), run.client.last());
             println!(
                 "  {label} t={:.0}s server rss {} kB heap {} B, client rss {} kB heap {} B",
