@@ -37,7 +37,7 @@
 //! noisy than RSS). Samples: once before any connection (server and
 //! runtime up), once all N connections are up on both ends (plus 1 s), then
 //! every sample interval through the idle window. Connections are opened in
-//! batches of 250, each batch up before the next starts.
+//! batches of 100, each batch up before the next starts.
 //!
 //! Per connection = (last idle sample − before) / N; growth = least-squares
 //! slope of the idle samples from one heartbeat interval on (every
@@ -183,7 +183,7 @@ const ROLE_RAW_SERVER: &str = "raw-server";
 const ROLE_RAW_CLIENT: &str = "raw-client";
 
 /// Connections opened together; each batch is up before the next starts.
-const BATCH: usize = 250;
+const BATCH: usize = 100;
 /// Descriptors a process needs besides its connections.
 const SPARE_FDS: libc::rlim_t = 128;
 /// The ping frame of the raw client: kind 0x02, length 8, then 8 bytes.
