@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -75,9 +76,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamLink<S> {
                 Err(e) => return Poll::Ready(Err(classify(&e))),
             }
             let n = if self.read.is_empty() {
-                // Between frames: wait on the stack, copy what came.
-                let mut chunk = [0u8; READ_CHUNK];
-                let mut buf = ReadBuf::new(&mut chunk);
+                // Between frames: wait on the stack, copy what came (left
+                // uninitialised: a poll that finds nothing costs no fill).
+                let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+                let mut buf = ReadBuf::uninit(&mut chunk);
                 let result = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf));
                 result.map_err(|e| classify(&CodecError::Io(e)))?;
                 let filled = buf.filled();
