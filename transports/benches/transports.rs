@@ -64,7 +64,7 @@ use tether_transports::endpoint::{self, Endpoint};
 use tether_transports::quic::QuicLiveness;
 use tether_transports::tcp::TcpOptions;
 use tether_transports::tls::TlsConnector;
-use tether_transports::{Link, Scheme};
+use tether_transports::{Link, LinkExt, Scheme};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use transports_support::{loopback, Chain, Kit, Setup, SCHEMES};

@@ -28,7 +28,7 @@ mod tls_failure;
 pub mod udp;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
-pub use link::{BoxLink, Link};
+pub use link::{BoxLink, Link, LinkExt};
 pub use reconnect::Reconnect;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.

@@ -1,65 +1,52 @@
 //! `Link`: one established connection carrying frames, whatever the
 //! transport. The drivers speak only to this trait, so that every transport
 //! shares one supervision mechanism.
+//!
+//! The trait is poll-based and object-safe: a driver holds a
+//! [`BoxLink`] and calls it through its vtable without boxing a future per
+//! call, from whichever task is polling (the shared-state driver polls a
+//! link from the application's task as well as from its own). [`LinkExt`]
+//! adds the `async` forms for code that just wants to await a frame.
 
-use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
 use tether_core::codec::Frame;
 use tether_core::DisconnectReason;
 
-/// Most frames [`Link::transmit`] reads ahead while its write waits; past
-/// it, reading stops until the write moves, as without read-ahead.
+/// Most frames [`Link::poll_transmit`] reads ahead while its write waits;
+/// past it, reading stops until the write moves, as without read-ahead.
 pub const INBOX_LIMIT: usize = 4096;
 
 /// An established, framed connection.
-#[async_trait]
 pub trait Link: Send + 'static {
-    /// Sends one frame. On failure the link is dead and the error says why.
-    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason>;
+    /// The next frame, or why the connection ended. Frames already
+    /// received are returned without waiting; `Pending` registers `cx` to
+    /// be woken when more may have arrived. Nothing is lost when the
+    /// caller stops polling between calls.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>>;
 
-    /// Queues one frame for sending without flushing.
-    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        self.send(frame).await
-    }
-
-    /// Flushes frames queued by `feed`.
-    async fn flush(&mut self) -> Result<(), DisconnectReason> {
-        Ok(())
-    }
-
-    /// Writes `frames` in order with one flush, taking each frame off the
-    /// front of `frames` once the link has it: if the future is dropped
-    /// (a close, a timeout), what is left in `frames` was not written and
+    /// Writes `frames` in order and flushes, taking each frame off the
+    /// front of `frames` once the link has it: what is left in `frames`
+    /// after `Pending` (or when the caller gives up) was not written and
     /// can be written later. While the write waits for the peer to take
     /// bytes, a link that can also keeps reading: frames that arrive
     /// meanwhile are appended to `inbox` (up to [`INBOX_LIMIT`]), so two
     /// peers that both write more than the network buffers hold never wait
     /// on each other. An end of the connection seen while reading is
     /// returned as the error (frames received before it are in `inbox`).
-    ///
-    /// The default feeds each frame and flushes, without reading; links
-    /// whose writes cannot wait on the peer's reading need nothing more.
-    async fn transmit(
+    /// `Ready(Ok(()))` with `frames` empty means everything is written.
+    fn poll_transmit(
         &mut self,
+        cx: &mut Context<'_>,
         frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
-    ) -> Result<(), DisconnectReason> {
-        let _ = inbox;
-        while let Some(frame) = frames.front().cloned() {
-            self.feed(frame).await?;
-            frames.pop_front();
-        }
-        self.flush().await
-    }
-
-    /// Receives the next frame, or why the connection ended.
-    ///
-    /// Must be cancel-safe: the driver calls it inside `select!` and may drop
-    /// the future at any await point without losing a frame.
-    async fn recv(&mut self) -> Result<Frame, DisconnectReason>;
+    ) -> Poll<Result<(), DisconnectReason>>;
 
     /// Closes the connection in an orderly way (best effort, bounded time).
-    async fn close(&mut self);
+    /// Called once per connection, so the future may be boxed.
+    fn close(&mut self) -> BoxFuture<'_, ()>;
 
     /// A description of the peer for logs and events.
     fn peer(&self) -> String;
@@ -75,29 +62,20 @@ pub trait Link: Send + 'static {
 /// A boxed link, for transports chosen at run time.
 pub type BoxLink = Box<dyn Link>;
 
-#[async_trait]
 impl Link for BoxLink {
-    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        (**self).send(frame).await
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
+        (**self).poll_recv(cx)
     }
-    async fn feed(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        (**self).feed(frame).await
-    }
-    async fn flush(&mut self) -> Result<(), DisconnectReason> {
-        (**self).flush().await
-    }
-    async fn transmit(
+    fn poll_transmit(
         &mut self,
+        cx: &mut Context<'_>,
         frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
-    ) -> Result<(), DisconnectReason> {
-        (**self).transmit(frames, inbox).await
+    ) -> Poll<Result<(), DisconnectReason>> {
+        (**self).poll_transmit(cx, frames, inbox)
     }
-    async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
-        (**self).recv().await
-    }
-    async fn close(&mut self) {
-        (**self).close().await
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        (**self).close()
     }
     fn peer(&self) -> String {
         (**self).peer()
@@ -106,3 +84,33 @@ impl Link for BoxLink {
         (**self).datagrams()
     }
 }
+
+/// The `async` forms of a [`Link`]'s calls.
+#[allow(async_fn_in_trait)]
+pub trait LinkExt: Link {
+    /// Receives the next frame, or why the connection ended. Cancel-safe.
+    async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Writes `frames` with one flush (see [`Link::poll_transmit`]).
+    /// Dropping the future leaves what was not written in `frames`.
+    async fn transmit(
+        &mut self,
+        frames: &mut VecDeque<Frame>,
+        inbox: &mut VecDeque<Frame>,
+    ) -> Result<(), DisconnectReason> {
+        poll_fn(|cx| self.poll_transmit(cx, frames, inbox)).await
+    }
+
+    /// Sends one frame and flushes. Returns the frames that arrived while
+    /// the write waited (usually none), for the caller to handle first.
+    async fn send(&mut self, frame: Frame) -> Result<VecDeque<Frame>, DisconnectReason> {
+        let mut frames = VecDeque::from([frame]);
+        let mut inbox = VecDeque::new();
+        self.transmit(&mut frames, &mut inbox).await?;
+        Ok(inbox)
+    }
+}
+
+impl<L: Link + ?Sized> LinkExt for L {}

@@ -9,7 +9,7 @@
 //! flushed. An idle connection therefore holds no frame buffer at all.
 
 use crate::link::{Link, INBOX_LIMIT};
-use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
 use std::io;
@@ -61,7 +61,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamLink<S> {
 
     /// The next frame, reading as far as the stream goes without waiting.
     /// Cancel-safe: bytes read stay in `self.read`.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
         loop {
             match decode(&mut self.read, self.max_frame) {
                 Ok(Some(frame)) => {
@@ -174,54 +174,48 @@ pub fn classify(err: &CodecError) -> DisconnectReason {
     }
 }
 
-#[async_trait]
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> {
-    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        let mut frames = VecDeque::from([frame]);
-        std::future::poll_fn(|cx| self.poll_write(&mut frames, cx)).await
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
+        self.poll_frame(cx)
     }
 
-    async fn transmit(
+    fn poll_transmit(
         &mut self,
+        cx: &mut Context<'_>,
         frames: &mut VecDeque<Frame>,
         inbox: &mut VecDeque<Frame>,
-    ) -> Result<(), DisconnectReason> {
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = self.poll_write(frames, cx) {
-                return Poll::Ready(result);
+    ) -> Poll<Result<(), DisconnectReason>> {
+        if let Poll::Ready(result) = self.poll_write(frames, cx) {
+            return Poll::Ready(result);
+        }
+        // The peer is not taking bytes yet: keep reading, so that a peer
+        // blocked writing to us gets unstuck too.
+        for _ in 0..READ_WHILE_WRITING {
+            if inbox.len() >= INBOX_LIMIT {
+                // Wait for the write alone, as without read-ahead.
+                return Poll::Pending;
             }
-            // The peer is not taking bytes yet: keep reading, so that a
-            // peer blocked writing to us gets unstuck too.
-            for _ in 0..READ_WHILE_WRITING {
-                if inbox.len() >= INBOX_LIMIT {
-                    // Wait for the write alone, as without read-ahead.
-                    return Poll::Pending;
-                }
-                match self.poll_recv(cx) {
-                    Poll::Ready(Ok(frame)) => inbox.push_back(frame),
-                    Poll::Ready(Err(reason)) => return Poll::Ready(Err(reason)),
-                    Poll::Pending => return Poll::Pending,
-                }
+            match self.poll_frame(cx) {
+                Poll::Ready(Ok(frame)) => inbox.push_back(frame),
+                Poll::Ready(Err(reason)) => return Poll::Ready(Err(reason)),
+                Poll::Pending => return Poll::Pending,
             }
-            cx.waker().wake_by_ref();
-            Poll::Pending
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let close = async {
+                let mut none = VecDeque::new();
+                std::future::poll_fn(|cx| self.poll_write(&mut none, cx)).await?;
+                std::future::poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx))
+                    .await
+                    .map_err(|e| classify(&CodecError::Io(e)))
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
         })
-        .await
-    }
-
-    async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    async fn close(&mut self) {
-        let close = async {
-            let mut none = VecDeque::new();
-            std::future::poll_fn(|cx| self.poll_write(&mut none, cx)).await?;
-            std::future::poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx))
-                .await
-                .map_err(|e| classify(&CodecError::Io(e)))
-        };
-        let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
     }
 
     fn peer(&self) -> String {
@@ -232,6 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<S> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::LinkExt;
     use bytes::Bytes;
     use tokio::io::AsyncWriteExt;
 

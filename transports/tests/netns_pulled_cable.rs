@@ -27,7 +27,7 @@ use tether_core::supervisor::Lifecycle;
 use tether_core::DisconnectReason;
 use tether_transports::driver::{Client, ClientConfig, Server};
 use tether_transports::fault::netns::{NetnsError, NetnsPair};
-use tether_transports::link::Link;
+use tether_transports::link::LinkExt;
 use tether_transports::tcp::{Keepalive, TcpAcceptor, TcpConnector, TcpLink, TcpOptions};
 use tether_transports::Reconnect;
 use tokio::time::{timeout, Instant};

@@ -21,7 +21,7 @@ use tether_transports::endpoint::{self, Endpoint, EndpointError, TransportOption
 use tether_transports::udp::{
     UdpAcceptor, UdpConnector, UdpOptions, UdpSendError, UdpStats, DEFAULT_MAX_PAYLOAD,
 };
-use tether_transports::Link;
+use tether_transports::{Link, LinkExt};
 use tether_transports::Reconnect;
 use tokio::net::UdpSocket;
 

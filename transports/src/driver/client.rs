@@ -5,7 +5,7 @@ use super::batch::gather;
 use super::clock::{earliest, now, Timer};
 use super::guarded::spawn_guarded;
 use super::wired::{Wired, Written};
-use crate::link::Link;
+use crate::link::{Link, LinkExt};
 use crate::Reconnect;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;

@@ -6,7 +6,7 @@ use super::batch::gather;
 use super::clock::Timer;
 use super::guarded::spawn_guarded;
 use super::wired::{Wired, Written};
-use crate::link::{BoxLink, Link};
+use crate::link::{BoxLink, Link, LinkExt};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io;

@@ -5,7 +5,7 @@
 //! this only carries frames between it and the link.
 
 use super::clock::{now, Timer};
-use crate::link::Link;
+use crate::link::{Link, LinkExt};
 use std::collections::VecDeque;
 use std::future::Future;
 use tether_core::codec::Frame;

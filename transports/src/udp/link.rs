@@ -6,8 +6,14 @@ use super::stats::UdpStats;
 use super::wire::{self, Kind, MAC_LEN, TOKEN_LEN};
 use crate::codec::FrameCodec;
 use crate::link::Link;
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::ReadBuf;
+use tokio::time::Sleep;
 use ring::hmac;
 use std::collections::HashMap;
 use std::io;
@@ -144,11 +150,18 @@ pub struct UdpLink {
     codec: FrameCodec,
     max_payload: usize,
     probe: Option<Probe>,
+    /// Made for the first probe, then reused.
+    probe_timer: Option<Pin<Box<Sleep>>>,
     probe_interval: Duration,
     ended: Option<DisconnectReason>,
     stats: Arc<UdpStats>,
     peer_name: String,
+    /// The packet being sent...
     out: Vec<u8>,
+    /// ...true while it waits for the socket.
+    unsent: bool,
+    /// A frame's encoding, reused.
+    body: BytesMut,
     /// Client only: the receive buffer (servers get datagrams by channel).
     buf: Box<[u8]>,
 }
@@ -222,11 +235,14 @@ impl UdpLink {
             codec: FrameCodec::new(RECV_BUF),
             max_payload,
             probe: None,
+            probe_timer: None,
             probe_interval,
             ended: None,
             stats,
             peer_name,
             out: Vec::with_capacity(max_payload + wire::DATA_OVERHEAD),
+            unsent: false,
+            body: BytesMut::new(),
             buf: Box::default(),
         }
     }
@@ -241,10 +257,22 @@ impl UdpLink {
         self.max_payload
     }
 
-    /// Sends one frame; unlike [`Link::send`], a message over
+    /// Sends one frame; unlike sending through [`Link`], a message over
     /// [`max_payload`](Self::max_payload) is reported as
     /// [`UdpSendError::TooLarge`] (the link stays usable).
     pub async fn send_frame(&mut self, frame: Frame) -> Result<(), UdpSendError> {
+        poll_fn(|cx| self.poll_send_out(cx))
+            .await
+            .map_err(UdpSendError::Ended)?;
+        self.start_frame(frame)?;
+        poll_fn(|cx| self.poll_send_out(cx))
+            .await
+            .map_err(UdpSendError::Ended)
+    }
+
+    /// Builds the packet carrying `frame` in `out` (the previous one must
+    /// have left: see `poll_send_out`).
+    fn start_frame(&mut self, frame: Frame) -> Result<(), UdpSendError> {
         if let Some(reason) = self.ended {
             return Err(UdpSendError::Ended(reason));
         }
@@ -263,34 +291,40 @@ impl UdpLink {
                 next: Instant::now() + self.probe_interval,
             });
         }
-        self.send_packet(Kind::Data, Some(frame))
-            .await
+        self.build_packet(Kind::Data, Some(frame))
             .map_err(UdpSendError::Ended)
     }
 
-    /// Builds and sends one authenticated packet (data or close).
-    async fn send_packet(
-        &mut self,
-        kind: Kind,
-        frame: Option<Frame>,
-    ) -> Result<(), DisconnectReason> {
+    /// Builds one authenticated packet (data or close) in `out`.
+    fn build_packet(&mut self, kind: Kind, frame: Option<Frame>) -> Result<(), DisconnectReason> {
+        debug_assert!(!self.unsent, "a packet is still waiting to be sent");
         self.send_seq += 1;
         self.out.clear();
         wire::put_header(&mut self.out, kind, self.session.id, self.send_seq);
         if let Some(frame) = frame {
-            let mut body = BytesMut::new();
+            self.body.clear();
             self.codec
-                .encode(frame, &mut body)
+                .encode(frame, &mut self.body)
                 .map_err(|_| DisconnectReason::ProtocolError)?;
-            self.out.extend_from_slice(&body);
+            self.out.extend_from_slice(&self.body);
         }
         let tag = keys::mac(&self.session.send_key, &[&self.out]);
         self.out.extend_from_slice(&tag);
+        self.unsent = true;
+        Ok(())
+    }
+
+    /// Sends the packet waiting in `out`, if any.
+    fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DisconnectReason>> {
+        if !self.unsent {
+            return Poll::Ready(Ok(()));
+        }
         let sent = match &self.io {
-            Io::Client { socket, .. } => socket.send(&self.out).await,
-            Io::Server { socket, peer, .. } => socket.send_to(&self.out, *peer).await,
+            Io::Client { socket, .. } => ready!(socket.poll_send(cx, &self.out)),
+            Io::Server { socket, peer, .. } => ready!(socket.poll_send_to(cx, &self.out, *peer)),
         };
-        match sent {
+        self.unsent = false;
+        Poll::Ready(match sent {
             Ok(_) => Ok(()),
             // A datagram lost to an ICMP error (or a full buffer) is just a
             // lost datagram: unauthenticated, so the heartbeat decides.
@@ -299,7 +333,7 @@ impl UdpLink {
                 Ok(())
             }
             Err(e) => Err(DisconnectReason::from_io(&e)),
-        }
+        })
     }
 
     /// Judges one datagram: authentic and new, or dropped.
@@ -351,14 +385,38 @@ impl UdpLink {
         }
     }
 
-    async fn resend_probe(&mut self) -> Result<(), DisconnectReason> {
+    /// Repeats an unanswered ping when its time has come. `Ready` only
+    /// with the error that ended the link.
+    fn poll_probe(&mut self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
         let Some(probe) = self.probe.as_mut() else {
-            return Ok(());
+            return Poll::Pending;
         };
+        let timer = self
+            .probe_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(probe.next)));
+        if timer.deadline() != probe.next {
+            timer.as_mut().reset(probe.next);
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
         probe.next = Instant::now() + self.probe_interval;
         let payload = probe.payload;
-        self.send_packet(Kind::Data, Some(Frame::Ping(payload)))
-            .await
+        // Re-arm for the next repeat (registers the waker).
+        let next = probe.next;
+        timer.as_mut().reset(next);
+        let _ = timer.as_mut().poll(cx);
+        // A packet still waiting to leave is sent first; the repeat can
+        // wait for the next turn.
+        if !self.unsent {
+            if let Err(reason) = self.build_packet(Kind::Data, Some(Frame::Ping(payload))) {
+                return Poll::Ready(reason);
+            }
+        }
+        match self.poll_send_out(cx) {
+            Poll::Ready(Err(reason)) => Poll::Ready(reason),
+            _ => Poll::Pending,
+        }
     }
 
     fn end(&mut self, reason: DisconnectReason) -> DisconnectReason {
@@ -379,111 +437,102 @@ fn is_soft(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(105) | Some(113) | Some(101)) // ENOBUFS, EHOSTUNREACH, ENETUNREACH
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-#[async_trait]
 impl Link for UdpLink {
-    /// Sends one frame as one datagram. A message over `max_payload` is
-    /// refused without ending the link: it is dropped, logged and counted in
-    /// [`UdpStats::oversized`] (the `Link` contract has no per-message
-    /// error; use [`UdpLink::send_frame`] to get one).
-    async fn send(&mut self, frame: Frame) -> Result<(), DisconnectReason> {
-        match self.send_frame(frame).await {
-            Ok(()) => Ok(()),
-            Err(UdpSendError::TooLarge { len, max }) => {
-                tracing::warn!(len, max, peer = %self.peer_name, "UDP message too large; dropped");
-                Ok(())
-            }
-            Err(UdpSendError::Ended(reason)) => Err(reason),
-        }
-    }
-
     /// Cancel-safe: a datagram is judged entirely after it was received, so
-    /// dropping this future loses nothing.
-    async fn recv(&mut self) -> Result<Frame, DisconnectReason> {
+    /// stopping between polls loses nothing.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, DisconnectReason>> {
         loop {
             if let Some(reason) = self.ended {
-                return Err(reason);
+                return Poll::Ready(Err(reason));
             }
-            let probe_at = self.probe.map(|p| p.next);
+            if let Poll::Ready(reason) = self.poll_probe(cx) {
+                return Poll::Ready(Err(self.end(reason)));
+            }
             let outcome = match &mut self.io {
                 Io::Client { socket } => {
-                    let received = tokio::select! {
-                        r = socket.recv(&mut self.buf) => Some(r),
-                        () = sleep_until(probe_at) => None,
-                    };
-                    match received {
-                        None => {
-                            if let Err(reason) = self.resend_probe().await {
-                                return Err(self.end(reason));
-                            }
-                            continue;
-                        }
-                        Some(Ok(n)) => {
-                            // Judged synchronously: no await until restored.
+                    let mut buf = ReadBuf::new(&mut self.buf);
+                    match ready!(socket.poll_recv(cx, &mut buf)) {
+                        Ok(()) => {
+                            let n = buf.filled().len();
+                            // Judged synchronously: nothing waits until restored.
                             let buf = std::mem::take(&mut self.buf);
                             let outcome = self.on_datagram(&buf[..n]);
                             self.buf = buf;
                             outcome
                         }
-                        Some(Err(e)) if is_soft(&e) => {
+                        Err(e) if is_soft(&e) => {
                             // e.g. port unreachable while a server restarts:
                             // unauthenticated, so only counted.
                             self.stats.add_icmp_error();
                             Outcome::Drop
                         }
-                        Some(Err(e)) => Outcome::End(DisconnectReason::from_io(&e)),
+                        Err(e) => Outcome::End(DisconnectReason::from_io(&e)),
                     }
                 }
-                Io::Server { rx, .. } => {
-                    let received = tokio::select! {
-                        r = rx.recv() => Some(r),
-                        () = sleep_until(probe_at) => None,
-                    };
-                    match received {
-                        None => {
-                            if let Err(reason) = self.resend_probe().await {
-                                return Err(self.end(reason));
-                            }
-                            continue;
+                Io::Server { rx, .. } => match ready!(rx.poll_recv(cx)) {
+                    // The acceptor is gone: nothing will arrive again.
+                    None => Outcome::End(DisconnectReason::ClosedLocally),
+                    Some((datagram, from)) => {
+                        let outcome = self.on_datagram(&datagram);
+                        if !matches!(outcome, Outcome::Drop) {
+                            self.follow_peer(from);
                         }
-                        // The acceptor is gone: nothing will arrive again.
-                        Some(None) => Outcome::End(DisconnectReason::ClosedLocally),
-                        Some(Some((datagram, from))) => {
-                            let outcome = self.on_datagram(&datagram);
-                            if !matches!(outcome, Outcome::Drop) {
-                                self.follow_peer(from);
-                            }
-                            outcome
-                        }
+                        outcome
                     }
-                }
+                },
             };
             match outcome {
-                Outcome::Deliver(frame) => return Ok(frame),
-                Outcome::End(reason) => return Err(self.end(reason)),
+                Outcome::Deliver(frame) => return Poll::Ready(Ok(frame)),
+                Outcome::End(reason) => return Poll::Ready(Err(self.end(reason))),
                 Outcome::Drop => {}
+            }
+        }
+    }
+
+    /// Sends each frame as one datagram. A message over `max_payload` is
+    /// refused without ending the link: it is dropped, logged and counted
+    /// in [`UdpStats::oversized`] (use [`UdpLink::send_frame`] to get the
+    /// error instead).
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        frames: &mut VecDeque<Frame>,
+        _inbox: &mut VecDeque<Frame>,
+    ) -> Poll<Result<(), DisconnectReason>> {
+        loop {
+            if let Err(reason) = ready!(self.poll_send_out(cx)) {
+                return Poll::Ready(Err(self.end(reason)));
+            }
+            let Some(frame) = frames.pop_front() else {
+                return Poll::Ready(Ok(()));
+            };
+            match self.start_frame(frame) {
+                Ok(()) => {}
+                Err(UdpSendError::TooLarge { len, max }) => {
+                    tracing::warn!(len, max, peer = %self.peer_name, "UDP message too large; dropped");
+                }
+                Err(UdpSendError::Ended(reason)) => return Poll::Ready(Err(reason)),
             }
         }
     }
 
     /// Sends an authenticated close packet (the peer sees `PeerClosed`) and
     /// forgets the session.
-    async fn close(&mut self) {
-        if self.ended.is_none() {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), self.send_packet(Kind::Close, None))
-                    .await;
-            self.end(DisconnectReason::ClosedLocally);
-        }
-        if let Io::Server { rx, .. } = &mut self.io {
-            rx.close();
-        }
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.ended.is_none() {
+                let close = async {
+                    poll_fn(|cx| self.poll_send_out(cx)).await?;
+                    self.build_packet(Kind::Close, None)?;
+                    poll_fn(|cx| self.poll_send_out(cx)).await
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+                self.end(DisconnectReason::ClosedLocally);
+            }
+            if let Io::Server { rx, .. } = &mut self.io {
+                rx.close();
+            }
+        })
     }
 
     fn datagrams(&self) -> bool {
