@@ -9,8 +9,8 @@
 //! flushed. An idle connection therefore holds no frame buffer at all.
 
 use crate::link::{Link, INBOX_LIMIT};
-use futures_util::future::BoxFuture;
 use bytes::{Buf, BytesMut};
+use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
@@ -27,6 +27,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most frames read in one wake-up while a write waits, so that a fast
 /// peer cannot keep the task from yielding.
 const READ_WHILE_WRITING: usize = 1024;
+
+/// Encoded bytes a write holds before it waits for the stream to take
+/// some.
+const WRITE_AHEAD: usize = 64 * 1024;
 
 /// Bytes one read takes from the stream at most (on the stack).
 const READ_CHUNK: usize = 16 * 1024;
@@ -117,16 +121,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamLink<S> {
 
     /// Encodes `frames` into the write buffer (each leaves `frames` once
     /// encoded) and writes and flushes it, as far as it goes without
-    /// waiting.
+    /// waiting. Frames are encoded only while the buffer holds less than
+    /// [`WRITE_AHEAD`], so a frame leaves `frames` only once the stream has
+    /// taken most of what came before it: what stays in `frames` after
+    /// `Pending` measures the peer's reading, and the buffer stays small.
     fn poll_write(
         &mut self,
         frames: &mut VecDeque<Frame>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), DisconnectReason>> {
-        while let Some(frame) = frames.pop_front() {
-            encode(&frame, self.max_frame, &mut self.write).map_err(|e| classify(&e))?;
-        }
-        while !self.write.is_empty() {
+        loop {
+            while self.write.len() < WRITE_AHEAD {
+                let Some(frame) = frames.pop_front() else {
+                    break;
+                };
+                encode(&frame, self.max_frame, &mut self.write).map_err(|e| classify(&e))?;
+            }
+            if self.write.is_empty() {
+                break;
+            }
             let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &self.write))
                 .map_err(|e| classify(&CodecError::Io(e)))?;
             if n == 0 {

@@ -21,8 +21,8 @@ use tether_transports::endpoint::{self, Endpoint, EndpointError, TransportOption
 use tether_transports::udp::{
     UdpAcceptor, UdpConnector, UdpOptions, UdpSendError, UdpStats, DEFAULT_MAX_PAYLOAD,
 };
-use tether_transports::{Link, LinkExt};
 use tether_transports::Reconnect;
+use tether_transports::{Link, LinkExt};
 use tokio::net::UdpSocket;
 
 /// Real-time slack over a configured bound (see s2_heartbeat.rs).

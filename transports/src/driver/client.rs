@@ -1,21 +1,21 @@
 //! The supervised client: one task that dials, watches liveness, reconnects
 //! with backoff and reports every lifecycle step exactly once.
 
-use super::batch::gather;
-use super::clock::{earliest, now, Timer};
+use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
-use super::wired::{Wired, Written};
-use crate::link::{Link, LinkExt};
+use super::outbox::{Live, NotTaken, Outbox};
+use super::shared::Shared;
+use super::wired::Wired;
+use crate::link::{BoxLink, Link};
 use crate::Reconnect;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tether_core::backoff::{BackoffConfig, ExponentialBackoff};
-use tether_core::codec::Frame;
-use tether_core::connection::{ConnectionConfig, ConnectionEvent, Opening, Side};
+use tether_core::connection::{ConnectionConfig, Opening, Side};
 use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
@@ -110,9 +110,9 @@ enum Control {
 }
 
 /// The sending side of a client; cheap to clone and usable from any task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientHandle {
-    data: mpsc::Sender<Bytes>,
+    outbox: Arc<Outbox>,
     control: mpsc::UnboundedSender<Control>,
     max_message: usize,
     rtt: Arc<AtomicU64>,
@@ -129,10 +129,16 @@ impl ClientHandle {
         Ok(())
     }
 
-    /// Queues `msg`, waiting while the buffer is full.
+    /// Sends `msg`, waiting while the buffer is full. While connected and
+    /// no earlier write is still waiting for the socket, the message is
+    /// written from the calling task; otherwise it queues (while
+    /// disconnected, for the next connection).
     pub async fn send(&self, msg: Bytes) -> Result<(), SendError> {
         self.check_size(&msg)?;
-        self.data.send(msg).await.map_err(|_| SendError::Closed)
+        let mut msg = Some(msg);
+        std::future::poll_fn(|cx| self.outbox.poll_send(Some(cx), &mut msg))
+            .await
+            .map_err(SendError::from)
     }
 
     /// The largest message the transport carries, in bytes.
@@ -140,19 +146,20 @@ impl ClientHandle {
         self.max_message
     }
 
-    /// Queues `msg` without waiting.
+    /// Sends `msg` without waiting (see [`ClientHandle::send`]); `Full`
+    /// when the buffer is full.
     pub fn try_send(&self, msg: Bytes) -> Result<(), SendError> {
         self.check_size(&msg)?;
-        self.data.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        match self.outbox.poll_send(None, &mut Some(msg)) {
+            Poll::Ready(result) => result.map_err(SendError::from),
+            Poll::Pending => Err(SendError::Full),
+        }
     }
 
-    /// Queues `msg` from a thread outside the runtime, waiting while full.
+    /// Sends `msg` from a thread outside the runtime, waiting while full.
     pub fn blocking_send(&self, msg: Bytes) -> Result<(), SendError> {
         self.check_size(&msg)?;
-        self.data.blocking_send(msg).map_err(|_| SendError::Closed)
+        block_on(self.send(msg))
     }
 
     /// Closes the client: the connection is closed in an orderly way and the
@@ -170,7 +177,44 @@ impl ClientHandle {
 
     /// True once the client's task has ended.
     pub fn is_closed(&self) -> bool {
-        self.control.is_closed()
+        self.control.is_closed() || self.outbox.is_closed()
+    }
+}
+
+impl std::fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("max_message", &self.max_message)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<NotTaken> for SendError {
+    fn from(not: NotTaken) -> Self {
+        match not {
+            NotTaken::Full => SendError::Full,
+            NotTaken::Closed => SendError::Closed,
+        }
+    }
+}
+
+/// Runs `fut` on this thread (outside any runtime), parking between polls.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 
@@ -209,13 +253,13 @@ impl Client {
     {
         config.validate()?;
         let backoff = ExponentialBackoff::new(config.backoff.clone())?;
-        let (data_tx, data_rx) = mpsc::channel(config.max_pending);
+        let outbox = Arc::new(Outbox::new(config.max_pending));
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
         // The opening, pings, pongs and the liveness verdict of each
-        // connection are the connection machine's; data keeps the driver's
-        // resend-on-failure queue.
+        // connection are the connection machine's; data goes through the
+        // outbox and the connection's shared state.
         let connection = ConnectionConfig {
             policy: Policy::Heartbeat(config.heartbeat),
             opening: config.opening,
@@ -233,10 +277,8 @@ impl Client {
             connection,
             link: None,
             dial: None,
-            pending: VecDeque::new(),
+            outbox: outbox.clone(),
             max_pending: config.max_pending,
-            data_rx,
-            data_open: true,
             control_rx,
             events: events_tx.clone(),
             live: live.clone(),
@@ -256,7 +298,7 @@ impl Client {
         });
         Ok(Self {
             handle: ClientHandle {
-                data: data_tx,
+                outbox,
                 control: control_tx,
                 max_message,
                 rtt,
@@ -294,28 +336,32 @@ impl Client {
     }
 }
 
-/// Most messages written with one flush.
-const MAX_BATCH: usize = 64;
-
-type DialFuture<C> = BoxFuture<'static, Result<Wired<C>, ConnectError>>;
+type DialFuture = BoxFuture<'static, Result<Wired<BoxLink>, ConnectError>>;
 
 struct Driver<R: Reconnect> {
     connector: Arc<R>,
     supervisor: Supervisor<ExponentialBackoff>,
     connection: ConnectionConfig,
-    /// The live link of generation `.0` and its connection machine.
-    link: Option<(u64, Wired<R::Conn>)>,
-    dial: Option<(u64, DialFuture<R::Conn>)>,
-    pending: VecDeque<Bytes>,
+    /// The live connection of generation `.0`.
+    link: Option<(u64, Live)>,
+    dial: Option<(u64, DialFuture)>,
+    outbox: Arc<Outbox>,
+    /// Frames a connection queues for writing (as many as the outbox
+    /// keeps while disconnected).
     max_pending: usize,
-    data_rx: mpsc::Receiver<Bytes>,
-    data_open: bool,
     control_rx: mpsc::UnboundedReceiver<Control>,
     events: mpsc::UnboundedSender<ClientEvent>,
     /// The generation that is up (0: none), for the report of a panic.
     live: Arc<AtomicU64>,
     /// The last round trip in microseconds plus one (0: none yet).
     rtt: Arc<AtomicU64>,
+}
+
+impl<R: Reconnect> Drop for Driver<R> {
+    /// However the task ends (terminal step, panic), sends fail from then on.
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
 }
 
 impl<R> Driver<R>
@@ -326,41 +372,24 @@ where
     async fn run(mut self) {
         self.supervisor.start(now());
         let mut timer = Timer::new();
+        // The live connection's one timer (liveness, pings, write stall).
+        let mut link_timer = Timer::new();
         loop {
             self.drain_supervisor().await;
             if self.supervisor.is_terminal() {
                 return;
             }
-            if let Some((_, wired)) = self.link.as_mut() {
-                if wired.take_control() {
-                    self.transmit(false).await;
-                    continue;
-                }
-            }
-            let liveness = self.link.as_ref().and_then(|(_, w)| w.conn.poll_timeout());
-            timer.arm(earliest(self.supervisor.poll_timeout(), liveness));
-            // While disconnected, messages wait in the channel (which holds
-            // exactly `max_pending`); the driver's own queue only keeps a
-            // batch whose write failed, to resend it first.
-            let take_data = self.data_open && self.link.is_some();
+            timer.arm(self.supervisor.poll_timeout());
             tokio::select! {
                 biased;
                 control = self.control_rx.recv() => match control {
                     Some(Control::Close) | None => self.supervisor.handle_close(now()),
                 },
                 result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
-                frame = recv(&mut self.link), if self.link.is_some() => {
-                    if let Some((_, wired)) = self.link.as_mut() {
-                        wired.handle_recv(frame);
-                        wired.drain_received(MAX_BATCH - 1);
-                    }
-                    self.take_conn_events();
+                cause = serve(&self.link, &mut link_timer, &self.rtt, &self.events), if self.link.is_some() => {
+                    self.lose_link(cause);
                 }
-                data = self.data_rx.recv(), if take_data => match data {
-                    Some(msg) => self.on_data(msg).await,
-                    None => self.data_open = false,
-                },
-                () = timer.fired() => self.on_timer(),
+                () = timer.fired() => self.supervisor.handle_timeout(now()),
             }
         }
     }
@@ -390,6 +419,7 @@ where
                         connection.opening_timeout = timeout
                             .saturating_sub(started.elapsed())
                             .max(Duration::from_millis(1));
+                        let link: BoxLink = Box::new(link);
                         Wired::open(link, Side::Client, connection)
                             .await
                             .map_err(|c| ConnectError::new(c.reason, c.detail.to_string()))
@@ -402,11 +432,13 @@ where
                     }
                 }
                 Action::CloseLink { generation } => {
-                    if let Some((g, mut wired)) = self.link.take() {
+                    if let Some((g, live)) = self.link.take() {
                         if g == generation {
-                            wired.link.close().await;
+                            if let Some(mut wired) = self.outbox.detach(&live) {
+                                wired.link.close().await;
+                            }
                         } else {
-                            self.link = Some((g, wired));
+                            self.link = Some((g, live));
                         }
                     }
                 }
@@ -433,17 +465,19 @@ where
         }
     }
 
-    async fn on_dialed(&mut self, result: (u64, Result<Wired<R::Conn>, ConnectError>)) {
+    async fn on_dialed(&mut self, result: (u64, Result<Wired<BoxLink>, ConnectError>)) {
         let (generation, result) = result;
         self.dial = None;
         let at = now();
         match result {
             Ok(mut wired) => {
                 if self.supervisor.handle_connected(generation, at) {
-                    self.link = Some((generation, wired));
-                    // Messages that came with the welcome, then ours.
-                    self.take_conn_events();
-                    self.flush_pending().await;
+                    // Messages that came with the welcome are reported on
+                    // the first turn of `serve`, before any later ones;
+                    // what waited for this connection is written first.
+                    let live: Live = Arc::new(Shared::new(wired, self.max_pending));
+                    self.outbox.attach(live.clone());
+                    self.link = Some((generation, live));
                 } else {
                     wired.link.close().await;
                 }
@@ -455,111 +489,38 @@ where
         }
     }
 
-    /// Reports the machine's messages; its `Closed` ends the link.
-    fn take_conn_events(&mut self) {
-        loop {
-            let Some((_, wired)) = self.link.as_mut() else {
-                return;
-            };
-            let Some(event) = wired.conn.poll_event() else {
-                if let Some(rtt) = wired.conn.rtt() {
-                    self.rtt
-                        .store(rtt.as_micros() as u64 + 1, Ordering::Relaxed);
-                }
-                return;
-            };
-            match event {
-                ConnectionEvent::Message(msg) => {
-                    let _ = self.events.send(ClientEvent::Message(msg));
-                }
-                ConnectionEvent::Closed(cause) => self.lose_link(cause),
-                ConnectionEvent::Connected { .. } => {}
-            }
-        }
-    }
-
-    async fn on_data(&mut self, msg: Bytes) {
-        self.pending.push_back(msg);
-        if self.link.is_some() {
-            // Take what else is queued so that one flush carries it all.
-            let limit = self.max_pending.min(MAX_BATCH);
-            if !gather(&mut self.data_rx, &mut self.pending, limit).await {
-                self.data_open = false;
-            }
-            self.flush_pending().await;
-        }
-    }
-
-    /// Writes every pending message with one flush; a message leaves the
-    /// queue only once the flush carrying it succeeded.
-    async fn flush_pending(&mut self) {
-        if !self.pending.is_empty() {
-            self.transmit(true).await;
-        }
-    }
-
-    fn on_timer(&mut self) {
-        let at = now();
-        self.supervisor.handle_timeout(at);
-        if let Some((_, wired)) = self.link.as_mut() {
-            wired.handle_timeout();
-        }
-        // A ping goes out on the next turn of the loop.
-        self.take_conn_events();
-    }
-
-    /// Writes what the machine asked for and, with `data`, every pending
-    /// message, with one flush (see `Wired::write`: bounded by the
-    /// machine's stall bound). Abandoned at once when the application
-    /// closes the client meanwhile.
-    async fn transmit(&mut self, data: bool) {
-        let Some((_, wired)) = self.link.as_mut() else {
-            return;
-        };
-        // Pending messages leave `self.pending` only once written, so a
-        // failed batch is sent again on the next connection.
-        if data {
-            wired
-                .outgoing
-                .extend(self.pending.iter().cloned().map(Frame::Data));
-        }
-        let control = &mut self.control_rx;
-        let written = wired
-            .write(async {
-                let _ = control.recv().await;
-            })
-            .await;
-        match written {
-            Written::Done => {
-                if data {
-                    self.pending.clear();
-                }
-            }
-            Written::Failed => {}
-            Written::Aborted => self.supervisor.handle_close(now()),
-        }
-        self.take_conn_events();
-    }
-
-    fn lose_link(&mut self, cause: Cause) {
-        if let Some((generation, wired)) = self.link.take() {
-            drop(wired);
+    fn lose_link(&mut self, cause: Option<Cause>) {
+        if let Some((generation, live)) = self.link.take() {
+            drop(self.outbox.detach(&live));
+            let cause = cause.unwrap_or_else(|| DisconnectReason::Io.into());
             self.supervisor
                 .handle_disconnected(generation, cause, now());
         }
     }
 }
 
-async fn dial<C>(dial: &mut Option<(u64, DialFuture<C>)>) -> (u64, Result<Wired<C>, ConnectError>) {
+async fn dial(dial: &mut Option<(u64, DialFuture)>) -> (u64, Result<Wired<BoxLink>, ConnectError>) {
     match dial {
         Some((generation, fut)) => (*generation, fut.await),
         None => std::future::pending().await,
     }
 }
 
-async fn recv<L: Link>(link: &mut Option<(u64, Wired<L>)>) -> Result<Frame, DisconnectReason> {
-    match link {
-        Some((_, wired)) => wired.link.recv().await,
-        None => std::future::pending().await,
-    }
+/// Serves the live connection until it ends (see `Shared::poll_serve`):
+/// its messages go straight to the application's events.
+async fn serve(
+    link: &Option<(u64, Live)>,
+    timer: &mut Timer,
+    rtt: &AtomicU64,
+    events: &mpsc::UnboundedSender<ClientEvent>,
+) -> Option<Cause> {
+    let Some((_, live)) = link else {
+        return std::future::pending().await;
+    };
+    std::future::poll_fn(|cx| {
+        live.poll_serve(cx, timer, rtt, |msg| {
+            let _ = events.send(ClientEvent::Message(msg));
+        })
+    })
+    .await
 }

@@ -1,7 +1,9 @@
 //! Time for the driver, taken from tokio so that paused-time tests and real
 //! runs agree.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 use tokio::time::Sleep;
 
@@ -40,19 +42,17 @@ impl Timer {
 
     /// Completes when the armed deadline passes; pending while unarmed.
     pub(crate) async fn fired(&mut self) {
-        if self.armed.is_none() {
-            return std::future::pending().await;
-        }
-        self.sleep.as_mut().await;
-        self.armed = None;
+        std::future::poll_fn(|cx| self.poll_fired(cx)).await
     }
-}
 
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
+    /// `Ready` once the armed deadline has passed (the timer is then
+    /// unarmed); `Pending` while unarmed or not yet due.
+    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.armed.is_none() {
+            return Poll::Pending;
+        }
+        ready!(self.sleep.as_mut().poll(cx));
+        self.armed = None;
+        Poll::Ready(())
     }
 }

@@ -6,11 +6,12 @@
 //! connection machine ([`tether_core::connection::Connection`]) through one
 //! shared carrier (`wired`): nothing about frames or pings is a driver's.
 
-mod batch;
 mod client;
 mod clock;
 pub(crate) mod guarded;
+mod outbox;
 mod server;
+mod shared;
 mod wired;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};

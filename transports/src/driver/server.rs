@@ -2,19 +2,20 @@
 //! connection (pings, pongs, round trips, liveness, the write-stall bound,
 //! as on the client), and reports each connection's end exactly once.
 
-use super::batch::gather;
 use super::clock::Timer;
 use super::guarded::spawn_guarded;
+use super::shared::{Refused, Shared};
 use super::wired::{Wired, Written};
-use crate::link::{BoxLink, Link, LinkExt};
+use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
-use tether_core::codec::Frame;
 use tether_core::connection::{ConnectionConfig, ConnectionEvent, Opening, Side};
 use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
@@ -147,8 +148,11 @@ pub enum ServerSendError {
     },
 }
 
+/// The live connection's state, shared by `send` and its task.
+type Live = Arc<Shared<BoxLink>>;
+
 struct Conn {
-    tx: mpsc::Sender<Frame>,
+    shared: Live,
     cancel: CancellationToken,
     reason: Arc<OnceLock<Cause>>,
     /// The machine's last round trip in microseconds plus one (0: none yet).
@@ -315,39 +319,36 @@ impl Server {
         self.max_message
     }
 
-    /// Queues `data` for connection `id`, waiting while its queue is full.
+    /// The shared state of connection `id` while it is open and not ending.
+    fn live(&self, id: ConnId) -> Result<Live, ServerSendError> {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        match conns.get(id) {
+            Ok(conn) if !conn.ending() => Ok(conn.shared.clone()),
+            _ => Err(HandleError::Stale.into()),
+        }
+    }
+
+    /// Sends `data` on connection `id`, waiting while its queue is full.
+    /// With room, the message is written to the socket from the calling
+    /// task when no earlier write is still waiting for it; otherwise it
+    /// queues behind that write.
     pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
         self.check_size(&data)?;
-        // The common case (room in the queue) needs no clone of the sender.
-        let (tx, frame) = {
-            let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-            let conn = match conns.get(id) {
-                Ok(conn) if !conn.ending() => conn,
-                _ => return Err(HandleError::Stale.into()),
-            };
-            match conn.tx.try_send(Frame::Data(data)) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(frame)) => (conn.tx.clone(), frame),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(HandleError::Stale.into()),
-            }
-        };
-        tx.send(frame)
+        let shared = self.live(id)?;
+        let mut msg = Some(data);
+        std::future::poll_fn(|cx| shared.poll_send(cx, &mut msg))
             .await
             .map_err(|_| ServerSendError::Handle(HandleError::Stale))
     }
 
-    /// Queues `data` for connection `id` without waiting.
+    /// Sends `data` on connection `id` without waiting (see
+    /// [`Server::send`]); `Full` when its queue is full.
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
         self.check_size(&data)?;
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        match conns.get(id) {
-            Ok(conn) if !conn.ending() => {
-                conn.tx.try_send(Frame::Data(data)).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => ServerSendError::Full,
-                    mpsc::error::TrySendError::Closed(_) => HandleError::Stale.into(),
-                })
-            }
-            _ => Err(HandleError::Stale.into()),
+        match self.live(id)?.try_send(data) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(_)) => Err(ServerSendError::Full),
+            Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),
         }
     }
 
@@ -528,9 +529,9 @@ impl Hub {
     }
 
     fn on_accepted(&mut self, wired: Wired<BoxLink>, peer: SocketAddr) {
-        let (tx, rx) = mpsc::channel(self.send_queue);
+        let shared: Live = Arc::new(Shared::new(wired, self.send_queue));
         let conn = Conn {
-            tx,
+            shared: shared.clone(),
             cancel: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
             rtt: Arc::new(AtomicU64::new(0)),
@@ -542,8 +543,7 @@ impl Hub {
         let hub = self.hub_tx.clone();
         let task = ConnTask {
             id,
-            wired,
-            rx,
+            shared,
             cancel,
             reason: reason.clone(),
             rtt,
@@ -559,16 +559,12 @@ impl Hub {
     }
 }
 
-/// Most frames written with one flush, and handled per turn of the loop.
-const MAX_BATCH: usize = 64;
-
 /// How long a local close may spend writing what was queued before it.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(2);
 
 struct ConnTask {
     id: ConnId,
-    wired: Wired<BoxLink>,
-    rx: mpsc::Receiver<Frame>,
+    shared: Live,
     cancel: CancellationToken,
     reason: Arc<OnceLock<Cause>>,
     rtt: Arc<AtomicU64>,
@@ -583,9 +579,14 @@ impl ConnTask {
     async fn run(mut self) {
         let cause = self.serve().await;
         let _ = self.reason.set(cause);
+        // From here on sends are refused: the connection is ending.
+        let Some(mut wired) = self.shared.take() else {
+            let _ = self.hub.send(HubMsg::Ended(self.id));
+            return;
+        };
         if self.reason.get().map(|c| c.reason) == Some(DisconnectReason::ClosedLocally) {
-            self.flush_queue().await;
-            self.wired.link.close().await;
+            self.flush_queue(&mut wired).await;
+            wired.link.close().await;
         }
         let _ = self.hub.send(HubMsg::Ended(self.id));
     }
@@ -599,8 +600,8 @@ impl ConnTask {
     }
 
     /// Reports the machine's messages; its `Closed` ends the connection.
-    fn take_events(&mut self) -> Option<Cause> {
-        while let Some(event) = self.wired.conn.poll_event() {
+    fn take_events(&self, wired: &mut Wired<BoxLink>) -> Option<Cause> {
+        while let Some(event) = wired.conn.poll_event() {
             match event {
                 ConnectionEvent::Message(data) => {
                     let _ = self.events.send(ServerEvent::Message { id: self.id, data });
@@ -609,72 +610,43 @@ impl ConnTask {
                 ConnectionEvent::Connected { .. } => {}
             }
         }
-        if let Some(rtt) = self.wired.conn.rtt() {
-            self.rtt
-                .store(rtt.as_micros() as u64 + 1, Ordering::Relaxed);
-        }
         None
     }
 
+    /// Serves the connection until it ends (see `Shared::poll_serve`). A
+    /// peer that never reads cannot wedge this: the machine's stall bound
+    /// ends the write, and close and shutdown are seen on every wake-up.
     async fn serve(&mut self) -> Cause {
         // One cancellation future for the task's life, not one per frame.
         let cancelled = self.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
         let mut timer = Timer::new();
-        loop {
-            if let Some(cause) = self.take_events() {
-                return cause;
+        let (id, events) = (self.id, &self.events);
+        let served = std::future::poll_fn(|cx| {
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
             }
-            if self.wired.take_control() || !self.wired.outgoing.is_empty() {
-                // A peer that never reads must not wedge this task: close
-                // and shutdown still get through, and the machine's stall
-                // bound ends the write. Frames not yet written stay in
-                // `outgoing` for `flush_queue`.
-                if let Written::Aborted = self.wired.write(&mut cancelled).await {
-                    let _ = self.take_events();
-                    return self.ended_from_outside();
-                }
-                continue;
-            }
-            timer.arm(self.wired.conn.poll_timeout());
-            tokio::select! {
-                biased;
-                () = &mut cancelled => return self.ended_from_outside(),
-                frame = self.rx.recv() => {
-                    let Some(frame) = frame else { return Cause::closed_by_application() };
-                    // Take what else is queued so that one flush carries it all.
-                    self.wired.outgoing.push_back(frame);
-                    gather(&mut self.rx, &mut self.wired.outgoing, MAX_BATCH).await;
-                }
-                frame = self.wired.link.recv() => {
-                    self.wired.handle_recv(frame);
-                    self.wired.drain_received(MAX_BATCH - 1);
-                }
-                () = timer.fired() => self.wired.handle_timeout(),
-            }
-        }
+            self.shared.poll_serve(cx, &mut timer, &self.rtt, |data| {
+                let _ = events.send(ServerEvent::Message { id, data });
+            })
+        })
+        .await;
+        served.unwrap_or_else(|| self.ended_from_outside())
     }
 
     /// On a local close (`close(id)`, shutdown): writes what the
-    /// application queued before it closed (a batch cut short first, then
-    /// the queue), within `FLUSH_ON_CLOSE`, so an orderly close loses
-    /// nothing the peer is still reading. Messages that arrive meanwhile are
-    /// still reported, before `Closed`.
-    async fn flush_queue(&mut self) {
-        self.rx.close();
-        while let Ok(frame) = self.rx.try_recv() {
-            self.wired.outgoing.push_back(frame);
-        }
+    /// application queued before it closed, within `FLUSH_ON_CLOSE`, so
+    /// an orderly close loses nothing the peer is still reading. Messages
+    /// that arrive meanwhile are still reported, before `Closed`.
+    async fn flush_queue(&self, wired: &mut Wired<BoxLink>) {
         let unwritten =
-            match tokio::time::timeout(FLUSH_ON_CLOSE, self.wired.write(std::future::pending()))
-                .await
-            {
+            match tokio::time::timeout(FLUSH_ON_CLOSE, wired.write(std::future::pending())).await {
                 Ok(Written::Done) => 0,
-                _ => self.wired.outgoing.len().max(1),
+                _ => wired.outgoing.len().max(1),
             };
         if unwritten > 0 {
             tracing::debug!(id = ?self.id, unwritten, "queued messages not all written before the close");
         }
-        let _ = self.take_events();
+        let _ = self.take_events(wired);
     }
 }

@@ -8,6 +8,7 @@ use super::clock::{now, Timer};
 use crate::link::{Link, LinkExt};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::task::{Context, Poll};
 use tether_core::codec::Frame;
 use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Side};
 use tether_core::{Cause, DisconnectReason};
@@ -88,20 +89,6 @@ impl<L: Link> Wired<L> {
         }
     }
 
-    /// Hands what is already received to the machine without waiting
-    /// (at most `limit` frames, so that sends and timers get a turn).
-    pub(crate) fn drain_received(&mut self, limit: usize) {
-        for _ in 0..limit {
-            if self.conn.is_closed() {
-                return;
-            }
-            match futures_util::FutureExt::now_or_never(self.link.recv()) {
-                Some(frame) => self.handle_recv(frame),
-                None => return,
-            }
-        }
-    }
-
     /// Lets the machine's clock run: liveness, pings.
     pub(crate) fn handle_timeout(&mut self) {
         self.conn.handle_timeout(now());
@@ -123,6 +110,32 @@ impl<L: Link> Wired<L> {
         any
     }
 
+    /// One poll of the write of `outgoing` (see `Link::poll_transmit`);
+    /// frames read meanwhile wait in the inbox for [`Wired::take_inbox`].
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), DisconnectReason>> {
+        self.link
+            .poll_transmit(cx, &mut self.outgoing, &mut self.inbox)
+    }
+
+    /// True when a write read frames ahead that the machine has not seen.
+    pub(crate) fn has_inbox(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    /// Hands frames read ahead by a write to the machine.
+    pub(crate) fn take_inbox(&mut self) {
+        if self.inbox.is_empty() {
+            return;
+        }
+        let at = now();
+        while let Some(frame) = self.inbox.pop_front() {
+            self.conn.handle_frame(at, frame);
+        }
+    }
+
     /// Writes `outgoing` with one flush, reading meanwhile; frames read go
     /// to the machine. A write that makes no progress for the machine's
     /// stall bound means the peer stopped reading: the machine is told, as
@@ -141,10 +154,7 @@ impl<L: Link> Wired<L> {
             () = abort => None,
         };
         // What arrived while writing came before whatever ended the write.
-        let at = now();
-        while let Some(frame) = self.inbox.pop_front() {
-            self.conn.handle_frame(at, frame);
-        }
+        self.take_inbox();
         match outcome {
             Some(Ok(())) => Written::Done,
             Some(Err(cause)) => {

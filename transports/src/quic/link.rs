@@ -6,13 +6,13 @@ use crate::link::Link;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
-use std::task::{ready, Context, Poll};
-use tokio_util::sync::ReusableBoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use tether_core::codec::{Frame, HEADER_LEN};
 use tether_core::DisconnectReason;
 use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::ReusableBoxFuture;
 
 /// Application close code tether sends on an orderly close.
 const CLOSE_CODE: u32 = 0;
@@ -136,7 +136,11 @@ impl QuicLink {
     }
 
     /// What a finished send means for the link.
-    fn sent(&self, result: Result<(), quinn::SendDatagramError>, len: usize) -> Result<(), DisconnectReason> {
+    fn sent(
+        &self,
+        result: Result<(), quinn::SendDatagramError>,
+        len: usize,
+    ) -> Result<(), DisconnectReason> {
         match result {
             Ok(()) => Ok(()),
             Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(classify(&e)),
