@@ -17,7 +17,8 @@
 //! run prints one line per size, the medians of alternating rounds:
 //! `echo 1 KiB: supervised 123.4 MB/s, raw 130.0 MB/s, ratio 94.9 %`.
 //!
-//! `cargo bench -p tether-transports --bench echo`; without `--bench` (e.g.
+//! `cargo bench -p tether-transports --bench echo` (add `-- 64B` for one
+//! size); without `--bench` (e.g.
 //! `cargo test --benches`) it runs a quick smoke test.
 
 mod common;
@@ -96,8 +97,18 @@ fn connect(supervised: bool) -> BoxFuture<'static, Box<dyn EchoPair>> {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // Criterion's filter (`64B`, `echo/64B/supervised`) also picks the
+    // sizes of the printed comparison.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let picked = |size: &&Size| {
+        let label = size.label.replace(' ', "");
+        filter.as_ref().is_none_or(|f| {
+            let f = f.replace(' ', "");
+            f.contains(&format!("/{label}")) || label == f
+        })
+    };
     let rt = runtime();
-    for size in &SIZES {
+    for size in SIZES.iter().filter(picked) {
         let (messages, rounds) = if full {
             (size.messages, ROUNDS)
         } else {
@@ -109,7 +120,7 @@ fn main() {
     }
     if full {
         let mut c = Criterion::default().configure_from_args();
-        for size in &SIZES {
+        for size in SIZES.iter().filter(picked) {
             // One criterion iteration is a tenth of a comparison round.
             criterion_group(
                 &mut c,

@@ -1,14 +1,18 @@
 //! One live connection shared by the application's handles and its driver
 //! task, in quinn's `ConnectionInner { state: Mutex<State> }` shape.
 //!
-//! An application `send` takes the lock, queues the frame and, when no
-//! write is waiting for the socket, writes it straight away from the
-//! application's own task: a message costs no wake-up of another task.
-//! The driver task is woken only when that write could not finish (the
-//! socket is full: the driver then owns the write until it drains), when
-//! the write failed or read frames ahead, and by its own socket readiness
-//! and timer. Every rule about frames, pings and liveness stays in the
-//! connection machine inside; this only decides who polls the link when.
+//! An application `send` takes the lock and queues the frame. A large
+//! message (at least [`DIRECT_WRITE`] bytes) is written straight away from
+//! the application's own task when no write is waiting for the socket: it
+//! fills a segment by itself, and costs no wake-up of another task. Small
+//! messages are corked: the first one queued wakes the driver task once,
+//! and everything queued until its turn goes out in one write (a burst of
+//! 64-byte sends is one system call, not one each). The driver task is
+//! otherwise woken only when a write could not finish (the socket is full:
+//! the driver then owns the write until it drains), failed or read frames
+//! ahead, and by its own socket readiness and timer. Every rule about
+//! frames, pings and liveness stays in the connection machine inside; this
+//! only decides who polls the link when.
 
 use super::clock::{now, Timer};
 use super::wired::Wired;
@@ -24,6 +28,11 @@ use tether_core::Cause;
 /// Most frames the driver reads per turn before it yields, so that sends,
 /// timers and other connections get their turn.
 const READ_BUDGET: usize = 64;
+
+/// Messages at least this long are written from the sending task (when no
+/// write waits); shorter ones wait for the driver's next turn, with the
+/// other sends made before it.
+pub(crate) const DIRECT_WRITE: usize = 8 * 1024;
 
 /// Why [`Shared::try_send`] did not take a message (it is handed back).
 pub(crate) enum Refused {
@@ -46,6 +55,9 @@ pub(crate) struct Carrier<L> {
     /// A write is waiting for the socket: the driver owns it until it
     /// completes, and sends only queue meanwhile.
     flushing: bool,
+    /// The driver task has been woken to write what is queued and has not
+    /// had its turn yet: further sends only queue.
+    scheduled: bool,
     /// The driver task, woken when it must take over.
     driver: Option<Waker>,
     /// Sends waiting for room in the queue.
@@ -61,6 +73,7 @@ impl<L: Link> Shared<L> {
             state: Mutex::new(Carrier {
                 wired: Some(wired),
                 flushing: false,
+                scheduled: false,
                 driver: None,
                 senders: Vec::new(),
                 limit: limit.max(1),
@@ -75,7 +88,8 @@ impl<L: Link> Shared<L> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `msg` and, unless a write is waiting, writes it now.
+    /// Queues `msg`; writes it now when it is large and no write waits,
+    /// otherwise makes sure the driver's next turn writes it.
     pub(crate) fn try_send(&self, msg: Bytes) -> Result<(), Refused> {
         self.lock().queue(msg, None)
     }
@@ -175,9 +189,15 @@ impl<L: Link> Carrier<L> {
             }
             return Err(Refused::Full(msg));
         }
+        let large = msg.len() >= DIRECT_WRITE;
         wired.outgoing.push_back(Frame::Data(msg));
-        if !self.flushing {
+        if self.flushing || self.scheduled {
+            // The driver's coming turn (or the waiting write) takes it.
+        } else if large {
             self.write_here();
+        } else {
+            self.scheduled = true;
+            self.wake_driver();
         }
         Ok(())
     }
@@ -251,6 +271,7 @@ impl<L: Link> Carrier<L> {
         {
             self.driver = Some(cx.waker().clone());
         }
+        self.scheduled = false;
         let Some(wired) = self.wired.as_mut() else {
             return false;
         };
