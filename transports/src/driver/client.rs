@@ -4,12 +4,14 @@
 use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
 use super::outbox::{Live, NotTaken, Outbox};
-use super::shared::Shared;
+use super::shared::{Delivery, Shared};
 use super::wired::Wired;
 use crate::link::{BoxLink, Link};
 use crate::Reconnect;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::Stream;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -30,8 +32,11 @@ pub struct ClientConfig {
     pub heartbeat: HeartbeatConfig,
     /// Waiting between connection attempts.
     pub backoff: BackoffConfig,
-    /// Messages kept while disconnected; when full, `send` waits and
-    /// `try_send` fails. From 1 to [`limits::MAX_QUEUE`].
+    /// Messages kept each way: to send while disconnected (when full,
+    /// `send` waits and `try_send` fails), and received but not yet taken
+    /// by the application (when full, tether stops reading from the
+    /// socket, so a lagging application holds the peer back instead of
+    /// memory growing). From 1 to [`limits::MAX_QUEUE`].
     pub max_pending: usize,
     /// How each connection starts. `Hello` (default): the client sends a
     /// hello and counts as connected only once the server's welcome has
@@ -107,6 +112,15 @@ pub enum SendError {
 
 enum Control {
     Close,
+}
+
+/// What the client's task tells the application's `Client`, in order.
+enum Note {
+    /// The connection about to be reported `Connected`: its messages are
+    /// taken from it directly.
+    Attach(Live),
+    Step(Lifecycle),
+    Failed(Cause),
 }
 
 /// The sending side of a client; cheap to clone and usable from any task.
@@ -237,10 +251,32 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Client {
     handle: ClientHandle,
-    events: mpsc::UnboundedReceiver<ClientEvent>,
+    notes: mpsc::UnboundedReceiver<Note>,
+    /// A note taken but not yet reported (messages of `current` first).
+    note: Option<Note>,
+    /// The connection whose messages are reported now (the last one
+    /// reported `Connected`), until its `Disconnected`.
+    current: Option<Live>,
+    /// For `next_event`, one event at a time.
+    one: Vec<ClientEvent>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Client {
+    /// Nobody receives any more: connections drop what arrives, so that
+    /// an unread queue never holds the peer back. Sending goes on.
+    fn drop(&mut self) {
+        self.handle.outbox.stop_receiving();
+    }
 }
 
 impl Client {
@@ -255,7 +291,7 @@ impl Client {
         let backoff = ExponentialBackoff::new(config.backoff.clone())?;
         let outbox = Arc::new(Outbox::new(config.max_pending));
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, notes) = mpsc::unbounded_channel();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
         // The opening, pings, pongs and the liveness verdict of each
         // connection are the connection machine's; data goes through the
@@ -288,13 +324,13 @@ impl Client {
             let cause = Cause::new(DisconnectReason::Internal, text);
             let generation = live.load(Ordering::Acquire);
             if generation != 0 {
-                let _ = events_tx.send(ClientEvent::Lifecycle(Lifecycle::Disconnected {
+                let _ = events_tx.send(Note::Step(Lifecycle::Disconnected {
                     generation,
                     reason: cause.reason,
                     detail: cause.detail.clone(),
                 }));
             }
-            let _ = events_tx.send(ClientEvent::Failed(cause));
+            let _ = events_tx.send(Note::Failed(cause));
         });
         Ok(Self {
             handle: ClientHandle {
@@ -303,7 +339,10 @@ impl Client {
                 max_message,
                 rtt,
             },
-            events: events_rx,
+            notes,
+            note: None,
+            current: None,
+            one: Vec::with_capacity(1),
         })
     }
 
@@ -314,20 +353,106 @@ impl Client {
 
     /// The next event; `None` after the terminal event has been returned.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        std::future::poll_fn(|cx| self.poll_next_event(Some(cx))).await
     }
 
     /// Waits for at least one event, then moves every ready event, up to
     /// `limit`, to the end of `out`, in order. Returns how many were moved;
     /// 0 only after the terminal event has been returned (or with `limit`
-    /// 0). One wake-up for a burst of messages: the call for throughput.
+    /// 0). The call for throughput: while it waits, the connection's
+    /// messages are read from the socket by the calling task itself.
     pub async fn next_events(&mut self, out: &mut Vec<ClientEvent>, limit: usize) -> usize {
-        self.events.recv_many(out, limit).await
+        let start = out.len();
+        let limit = start.saturating_add(limit);
+        std::future::poll_fn(|cx| self.poll_events(Some(cx), out, limit)).await;
+        out.len() - start
     }
 
     /// The next event if one is ready.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.events.try_recv().ok()
+        match self.poll_next_event(None) {
+            Poll::Ready(event) => event,
+            Poll::Pending => None,
+        }
+    }
+
+    fn poll_next_event(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<ClientEvent>> {
+        let mut one = std::mem::take(&mut self.one);
+        let polled = self.poll_events(cx, &mut one, 1);
+        let event = one.pop();
+        self.one = one;
+        polled.map(|()| event)
+    }
+
+    /// Moves ready events to `out` until it holds `limit`; `Ready` once it
+    /// moved any, or the events have ended. Lifecycle steps come from the
+    /// client's task in order; messages from the connection reported
+    /// `Connected`, all of them before its `Disconnected`. Without `cx`,
+    /// only what is ready is taken and nothing is registered.
+    fn poll_events(
+        &mut self,
+        mut cx: Option<&mut Context<'_>>,
+        out: &mut Vec<ClientEvent>,
+        limit: usize,
+    ) -> Poll<()> {
+        let start = out.len();
+        if start >= limit {
+            return Poll::Ready(());
+        }
+        while out.len() < limit {
+            let note = match self.note.take() {
+                Some(note) => Some(note),
+                None => self.notes.try_recv().ok(),
+            };
+            match note {
+                Some(Note::Attach(live)) => self.current = Some(live),
+                Some(Note::Step(step @ Lifecycle::Connected { .. })) => {
+                    out.push(ClientEvent::Lifecycle(step));
+                }
+                Some(note) => {
+                    // Whatever follows a connection's messages: they first.
+                    if let Some(live) = &self.current {
+                        let taken = live.poll_receive(None, out, limit, ClientEvent::Message);
+                        if matches!(taken, Poll::Ready(n) if n > 0) {
+                            self.note = Some(note);
+                            continue;
+                        }
+                        self.current = None;
+                    }
+                    out.push(match note {
+                        Note::Step(step) => ClientEvent::Lifecycle(step),
+                        Note::Failed(cause) => ClientEvent::Failed(cause),
+                        Note::Attach(_) => unreachable!("handled above"),
+                    });
+                }
+                None => {
+                    if out.len() > start {
+                        break;
+                    }
+                    if let Some(live) = &self.current {
+                        match live.poll_receive(cx.as_deref_mut(), out, limit, ClientEvent::Message)
+                        {
+                            Poll::Ready(0) => {}
+                            Poll::Ready(_) => break,
+                            Poll::Pending => {}
+                        }
+                    }
+                    let Some(cx) = cx.as_deref_mut() else {
+                        break;
+                    };
+                    match self.notes.poll_recv(cx) {
+                        Poll::Ready(Some(note)) => self.note = Some(note),
+                        Poll::Ready(None) => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            }
+        }
+        if out.len() > start || cx.is_none() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Closes the client (see [`ClientHandle::close`]).
@@ -350,7 +475,7 @@ struct Driver<R: Reconnect> {
     /// keeps while disconnected).
     max_pending: usize,
     control_rx: mpsc::UnboundedReceiver<Control>,
-    events: mpsc::UnboundedSender<ClientEvent>,
+    events: mpsc::UnboundedSender<Note>,
     /// The generation that is up (0: none), for the report of a panic.
     live: Arc<AtomicU64>,
     /// The last round trip in microseconds plus one (0: none yet).
@@ -386,7 +511,7 @@ where
                     Some(Control::Close) | None => self.supervisor.handle_close(now()),
                 },
                 result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
-                cause = serve(&self.link, &mut link_timer, &self.rtt, &self.events), if self.link.is_some() => {
+                cause = serve(&self.link, &mut link_timer, &self.rtt), if self.link.is_some() => {
                     self.lose_link(cause);
                 }
                 () = timer.fired() => self.supervisor.handle_timeout(now()),
@@ -461,7 +586,7 @@ where
                     "connection event"
                 );
             }
-            let _ = self.events.send(ClientEvent::Lifecycle(step));
+            let _ = self.events.send(Note::Step(step));
         }
     }
 
@@ -475,8 +600,10 @@ where
                     // Messages that came with the welcome are reported on
                     // the first turn of `serve`, before any later ones;
                     // what waited for this connection is written first.
-                    let live: Live = Arc::new(Shared::new(wired, self.max_pending));
+                    let live: Live =
+                        Arc::new(Shared::new(wired, self.max_pending, Delivery::Queued));
                     self.outbox.attach(live.clone());
+                    let _ = self.events.send(Note::Attach(live.clone()));
                     self.link = Some((generation, live));
                 } else {
                     wired.link.close().await;
@@ -507,20 +634,20 @@ async fn dial(dial: &mut Option<(u64, DialFuture)>) -> (u64, Result<Wired<BoxLin
 }
 
 /// Serves the live connection until it ends (see `Shared::poll_serve`):
-/// its messages go straight to the application's events.
-async fn serve(
-    link: &Option<(u64, Live)>,
-    timer: &mut Timer,
-    rtt: &AtomicU64,
-    events: &mpsc::UnboundedSender<ClientEvent>,
-) -> Option<Cause> {
+/// its messages wait in it for the application's `Client`.
+async fn serve(link: &Option<(u64, Live)>, timer: &mut Timer, rtt: &AtomicU64) -> Option<Cause> {
     let Some((_, live)) = link else {
         return std::future::pending().await;
     };
-    std::future::poll_fn(|cx| {
-        live.poll_serve(cx, timer, rtt, |msg| {
-            let _ = events.send(ClientEvent::Message(msg));
-        })
-    })
-    .await
+    std::future::poll_fn(|cx| live.poll_serve(cx, timer, rtt, |_| {})).await
+}
+
+impl Stream for Client {
+    type Item = ClientEvent;
+
+    /// The events one by one (see [`Client::next_event`]); `None` after
+    /// the terminal event.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.get_mut().poll_next_event(Some(cx))
+    }
 }

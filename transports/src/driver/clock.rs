@@ -40,6 +40,11 @@ impl Timer {
         }
     }
 
+    /// The deadline the timer is armed for.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.armed
+    }
+
     /// Completes when the armed deadline passes; pending while unarmed.
     pub(crate) async fn fired(&mut self) {
         std::future::poll_fn(|cx| self.poll_fired(cx)).await

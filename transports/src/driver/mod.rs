@@ -8,6 +8,7 @@
 
 mod client;
 mod clock;
+mod dispatch;
 pub(crate) mod guarded;
 mod outbox;
 mod server;

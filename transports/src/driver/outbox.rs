@@ -4,7 +4,7 @@
 //! first. One lock decides between the two, so a message can never pass
 //! one sent before it.
 
-use super::shared::{Refused, Shared};
+use super::shared::{Delivery, Refused, Shared};
 use crate::link::BoxLink;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -36,6 +36,9 @@ struct State {
     /// Senders waiting for room in `queue`.
     waiters: Vec<Waker>,
     closed: bool,
+    /// False once the application can no longer receive (its `Client` was
+    /// dropped): connections then drop what they receive.
+    receiving: bool,
 }
 
 impl Outbox {
@@ -48,6 +51,7 @@ impl Outbox {
                 limit: limit.max(1),
                 waiters: Vec::new(),
                 closed: false,
+                receiving: true,
             }),
         }
     }
@@ -121,6 +125,9 @@ impl Outbox {
         let mut state = self.lock();
         {
             let mut carrier = live.lock();
+            if !state.receiving {
+                carrier.set_delivery(Delivery::Discard);
+            }
             if let Some(wired) = carrier.wired() {
                 wired
                     .outgoing
@@ -164,6 +171,16 @@ impl Outbox {
         state.queue.clear();
         for waker in state.waiters.drain(..) {
             waker.wake();
+        }
+    }
+
+    /// Nobody receives any more: the live connection and every later one
+    /// drop what they receive (sending goes on).
+    pub(crate) fn stop_receiving(&self) {
+        let mut state = self.lock();
+        state.receiving = false;
+        if let Some(live) = &state.live {
+            live.discard_received();
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::clock::Timer;
 use super::guarded::spawn_guarded;
-use super::shared::{Refused, Shared};
+use super::shared::{Delivery, Refused, Shared};
 use super::wired::{Wired, Written};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
@@ -529,7 +529,7 @@ impl Hub {
     }
 
     fn on_accepted(&mut self, wired: Wired<BoxLink>, peer: SocketAddr) {
-        let shared: Live = Arc::new(Shared::new(wired, self.send_queue));
+        let shared: Live = Arc::new(Shared::new(wired, self.send_queue, Delivery::Callback));
         let conn = Conn {
             shared: shared.clone(),
             cancel: CancellationToken::new(),

@@ -1,31 +1,43 @@
 //! One live connection shared by the application's handles and its driver
 //! task, in quinn's `ConnectionInner { state: Mutex<State> }` shape.
 //!
-//! An application `send` takes the lock and queues the frame. A large
-//! message (at least [`DIRECT_WRITE`] bytes) is written straight away from
-//! the application's own task when no write is waiting for the socket: it
-//! fills a segment by itself, and costs no wake-up of another task. Small
-//! messages are corked: the first one queued wakes the driver task once,
-//! and everything queued until its turn goes out in one write (a burst of
-//! 64-byte sends is one system call, not one each). The driver task is
-//! otherwise woken only when a write could not finish (the socket is full:
-//! the driver then owns the write until it drains), failed or read frames
-//! ahead, and by its own socket readiness and timer. Every rule about
-//! frames, pings and liveness stays in the connection machine inside; this
-//! only decides who polls the link when.
+//! Sending: an application `send` takes the lock and queues the frame. A
+//! large message (at least [`DIRECT_WRITE`] bytes) is written straight
+//! away from the application's own task when no write is waiting for the
+//! socket: it fills a segment by itself, and costs no wake-up of another
+//! task. Small messages are corked: the first one queued wakes the driver
+//! task once, and everything queued until its turn goes out in one write
+//! (a burst of 64-byte sends is one system call, not one each).
+//!
+//! Receiving (a connection whose messages are `queued` for the
+//! application, as on the client): an application waiting for a message
+//! reads the link itself, under the lock, and the link's readiness wakes
+//! it directly (see `dispatch`); the driver task reads only when nobody
+//! waits, into a bounded queue. When that queue is full, nobody reads the
+//! socket: the peer is held back instead of tether growing.
+//!
+//! The driver task is otherwise woken only when a write could not finish
+//! (the socket is full: the driver then owns the write until it drains),
+//! failed or read frames ahead, when the connection ended under the
+//! application's read, and by its own timer. Every rule about frames,
+//! pings and liveness stays in the connection machine inside; this only
+//! decides who polls the link when.
 
 use super::clock::{now, Timer};
+use super::dispatch::Dispatch;
 use super::wired::Wired;
 use crate::link::Link;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 use tether_core::codec::Frame;
 use tether_core::connection::ConnectionEvent;
 use tether_core::Cause;
 
-/// Most frames the driver reads per turn before it yields, so that sends,
+/// Most frames read per turn before the reader yields, so that sends,
 /// timers and other connections get their turn.
 const READ_BUDGET: usize = 64;
 
@@ -42,6 +54,17 @@ pub(crate) enum Refused {
     Closed(Bytes),
 }
 
+/// What a connection does with the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Hands each to the driver's callback (see [`Shared::poll_serve`]).
+    Callback,
+    /// Keeps them for [`Shared::poll_receive`], at most `limit`.
+    Queued,
+    /// Drops them: nobody receives any more.
+    Discard,
+}
+
 /// A connection's state behind its lock.
 pub(crate) struct Shared<L> {
     state: Mutex<Carrier<L>>,
@@ -52,31 +75,48 @@ pub(crate) struct Carrier<L> {
     /// The link and its machine; `None` once the driver took them back to
     /// close the connection (sends are refused from then on).
     wired: Option<Wired<L>>,
+    /// The machine reported the connection closed; the driver reports it.
+    closed: Option<Cause>,
     /// A write is waiting for the socket: the driver owns it until it
     /// completes, and sends only queue meanwhile.
     flushing: bool,
     /// The driver task has been woken to write what is queued and has not
     /// had its turn yet: further sends only queue.
     scheduled: bool,
-    /// The driver task, woken when it must take over.
-    driver: Option<Waker>,
+    /// Who is woken when.
+    dispatch: Arc<Dispatch>,
+    /// The waker every read of the link registers (`dispatch`'s).
+    link_waker: Waker,
     /// Sends waiting for room in the queue.
     senders: Vec<Waker>,
-    /// Most frames queued for writing.
+    /// Most frames queued for writing, and most messages kept received.
     limit: usize,
+    delivery: Delivery,
+    /// Messages received and not yet taken (`Delivery::Queued`).
+    received: VecDeque<Bytes>,
+    /// The driver's timer is armed for this (so that a reader that moved
+    /// the machine's deadline earlier can wake the driver).
+    armed: Option<Instant>,
 }
 
 impl<L: Link> Shared<L> {
-    /// Shares `wired`, queueing at most `limit` frames for writing.
-    pub(crate) fn new(wired: Wired<L>, limit: usize) -> Self {
+    /// Shares `wired`, queueing at most `limit` frames for writing (and,
+    /// when `delivery` is `Queued`, keeping at most `limit` received).
+    pub(crate) fn new(wired: Wired<L>, limit: usize, delivery: Delivery) -> Self {
+        let (dispatch, link_waker) = Dispatch::new();
         Self {
             state: Mutex::new(Carrier {
                 wired: Some(wired),
+                closed: None,
                 flushing: false,
                 scheduled: false,
-                driver: None,
+                dispatch,
+                link_waker,
                 senders: Vec::new(),
                 limit: limit.max(1),
+                delivery,
+                received: VecDeque::new(),
+                armed: None,
             }),
         }
     }
@@ -115,13 +155,52 @@ impl<L: Link> Shared<L> {
         }
     }
 
+    /// Moves received messages, at most `limit` in all in `out`, wrapped by
+    /// `wrap`. With `cx`, and nothing received yet, reads the link from the
+    /// caller's task and, if still nothing came, registers `cx` to be woken
+    /// by the link or by the driver. `Ready(0)` once the connection has
+    /// ended and every message it received has been taken.
+    pub(crate) fn poll_receive<T>(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        out: &mut Vec<T>,
+        limit: usize,
+        mut wrap: impl FnMut(Bytes) -> T,
+    ) -> Poll<usize> {
+        let mut state = self.lock();
+        let taken = state.take_received(out, limit, &mut wrap);
+        if taken > 0 {
+            return Poll::Ready(taken);
+        }
+        if state.ended() {
+            return Poll::Ready(0);
+        }
+        let Some(cx) = cx else {
+            return Poll::Pending;
+        };
+        state.dispatch.wait_reader(cx.waker());
+        let more = state.read(&mut |_| {});
+        state.after_read();
+        let taken = state.take_received(out, limit, &mut wrap);
+        if taken > 0 || state.ended() {
+            state.dispatch.stop_reader();
+            if more {
+                // More is waiting: the driver reads it meanwhile.
+                state.dispatch.wake_driver();
+            }
+            return Poll::Ready(taken);
+        }
+        Poll::Pending
+    }
+
     /// One wake-up of the connection's driver task, on client and server
     /// alike: under one lock, reads and writes what it can (see
     /// [`Carrier::drive`]), runs the machine's clock on `timer` (the
-    /// connection's one timer), hands each message to `on_message` and
-    /// stores the last round trip in `rtt` (microseconds plus one).
-    /// `Ready` with the cause once the machine reports the connection
-    /// closed; `Ready(None)` if the link was already taken back.
+    /// connection's one timer), hands each message to `on_message` (with
+    /// `Delivery::Callback`) and stores the last round trip in `rtt`
+    /// (microseconds plus one). `Ready` with the cause once the machine
+    /// reports the connection closed; `Ready(None)` if the link was
+    /// already taken back.
     pub(crate) fn poll_serve(
         &self,
         cx: &mut Context<'_>,
@@ -131,17 +210,13 @@ impl<L: Link> Shared<L> {
     ) -> Poll<Option<Cause>> {
         let mut state = self.lock();
         loop {
-            let more = state.drive(cx);
-            let Some(wired) = state.wired() else {
+            let more = state.drive(cx, &mut on_message);
+            if let Some(cause) = &state.closed {
+                return Poll::Ready(Some(cause.clone()));
+            }
+            let Some(wired) = state.wired.as_mut() else {
                 return Poll::Ready(None);
             };
-            while let Some(event) = wired.conn.poll_event() {
-                match event {
-                    ConnectionEvent::Message(msg) => on_message(msg),
-                    ConnectionEvent::Closed(cause) => return Poll::Ready(Some(cause)),
-                    ConnectionEvent::Connected { .. } => {}
-                }
-            }
             if let Some(measured) = wired.conn.rtt() {
                 rtt.store(measured.as_micros() as u64 + 1, Ordering::Relaxed);
             }
@@ -150,6 +225,7 @@ impl<L: Link> Shared<L> {
                 wired.handle_timeout();
                 continue;
             }
+            state.armed = timer.deadline();
             if more {
                 cx.waker().wake_by_ref();
             }
@@ -158,13 +234,23 @@ impl<L: Link> Shared<L> {
     }
 
     /// Takes the link and machine back, for the close; every later send
-    /// is refused and waiting senders are woken to learn it.
+    /// is refused and waiting senders are woken to learn it (and a waiting
+    /// reader, to take what is left).
     pub(crate) fn take(&self) -> Option<Wired<L>> {
         let mut state = self.lock();
         for waker in state.senders.drain(..) {
             waker.wake();
         }
+        state.dispatch.wake_reader();
         state.wired.take()
+    }
+
+    /// From now on received messages are dropped (nobody takes them).
+    pub(crate) fn discard_received(&self) {
+        let mut state = self.lock();
+        state.delivery = Delivery::Discard;
+        state.received.clear();
+        state.dispatch.wake_driver();
     }
 }
 
@@ -172,6 +258,35 @@ impl<L: Link> Carrier<L> {
     /// The link and machine, while the connection is being served.
     pub(crate) fn wired(&mut self) -> Option<&mut Wired<L>> {
         self.wired.as_mut()
+    }
+
+    /// Sets what happens to received messages.
+    pub(crate) fn set_delivery(&mut self, delivery: Delivery) {
+        self.delivery = delivery;
+        if delivery != Delivery::Queued {
+            self.received.clear();
+        }
+    }
+
+    /// True once nothing more will be received.
+    fn ended(&self) -> bool {
+        self.wired.is_none() || self.closed.is_some()
+    }
+
+    fn take_received<T>(
+        &mut self,
+        out: &mut Vec<T>,
+        limit: usize,
+        wrap: &mut impl FnMut(Bytes) -> T,
+    ) -> usize {
+        let was_full = self.received.len() >= self.limit;
+        let n = limit.saturating_sub(out.len()).min(self.received.len());
+        out.extend(self.received.drain(..n).map(wrap));
+        if was_full && n > 0 && !self.ended() {
+            // The driver stopped reading for want of room.
+            self.dispatch.wake_driver();
+        }
+        n
     }
 
     fn queue(&mut self, msg: Bytes, waiter: Option<&mut Context<'_>>) -> Result<(), Refused> {
@@ -197,7 +312,7 @@ impl<L: Link> Carrier<L> {
             self.write_here();
         } else {
             self.scheduled = true;
-            self.wake_driver();
+            self.dispatch.wake_driver();
         }
         Ok(())
     }
@@ -209,7 +324,7 @@ impl<L: Link> Carrier<L> {
     fn write_here(&mut self) {
         let mut cx = Context::from_waker(Waker::noop());
         if self.write(&mut cx) {
-            self.wake_driver();
+            self.dispatch.wake_driver();
         }
     }
 
@@ -253,33 +368,28 @@ impl<L: Link> Carrier<L> {
         handoff || read_ahead
     }
 
-    fn wake_driver(&self) {
-        if let Some(driver) = &self.driver {
-            driver.wake_by_ref();
-        }
-    }
-
-    /// The driver's turn: reads what has arrived (a bounded batch) and
-    /// writes what is queued, registering `cx` with the link for both.
-    /// Returns true when the read budget ran out (more may be waiting: the
-    /// caller yields and comes back).
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self
-            .driver
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            self.driver = Some(cx.waker().clone());
-        }
-        self.scheduled = false;
+    /// Reads what has arrived (a bounded batch, with the link waker) and
+    /// hands the machine's events on: messages to `on_message` or the
+    /// received queue, the end to `closed`. Frames the machine answers
+    /// (pongs) are written unless the driver owns the write. Returns true
+    /// when the read budget ran out (more may be waiting). From the
+    /// application's task (a waiting reader), the driver is woken when the
+    /// connection ended or its timer must run sooner.
+    fn read(&mut self, on_message: &mut impl FnMut(Bytes)) -> bool {
         let Some(wired) = self.wired.as_mut() else {
             return false;
         };
         wired.take_inbox();
+        let mut cx = Context::from_waker(&self.link_waker);
         let mut more = false;
         let mut read = 0;
-        while !wired.conn.is_closed() && wired.conn.wants_read() {
-            match wired.link.poll_recv(cx) {
+        // Frames read count against the room left, messages or not.
+        let room = match self.delivery {
+            Delivery::Queued => self.limit.saturating_sub(self.received.len()),
+            Delivery::Callback | Delivery::Discard => usize::MAX,
+        };
+        while !wired.conn.is_closed() && wired.conn.wants_read() && read < room {
+            match wired.link.poll_recv(&mut cx) {
                 Poll::Ready(frame) => {
                     wired.handle_recv(frame);
                     read += 1;
@@ -291,11 +401,66 @@ impl<L: Link> Carrier<L> {
                 Poll::Pending => break,
             }
         }
+        self.pump(on_message);
+        more
+    }
+
+    /// Moves the machine's events on (see [`Carrier::read`]).
+    fn pump(&mut self, on_message: &mut impl FnMut(Bytes)) {
+        let Some(wired) = self.wired.as_mut() else {
+            return;
+        };
+        let before = self.received.len();
+        while self.closed.is_none() {
+            match wired.conn.poll_event() {
+                Some(ConnectionEvent::Message(msg)) => match self.delivery {
+                    Delivery::Callback => on_message(msg),
+                    Delivery::Queued => self.received.push_back(msg),
+                    Delivery::Discard => {}
+                },
+                Some(ConnectionEvent::Closed(cause)) => {
+                    self.closed = Some(cause);
+                    self.dispatch.wake_driver();
+                }
+                Some(ConnectionEvent::Connected { .. }) => {}
+                None => break,
+            }
+        }
+        if self.received.len() > before {
+            self.dispatch.wake_reader();
+        }
+    }
+
+    /// After a reader's turn: writes what the machine answered, and wakes
+    /// the driver when its timer must run sooner than it is armed for.
+    fn after_read(&mut self) {
+        if !self.flushing {
+            self.write_here();
+        }
+        let due = self.wired.as_ref().and_then(|w| w.conn.poll_timeout());
+        if due.is_some_and(|due| self.armed.is_none_or(|armed| due < armed)) {
+            self.dispatch.wake_driver();
+        }
+    }
+
+    /// The driver's turn: reads what has arrived and writes what is
+    /// queued, registering `cx` as the driver. Returns true when the read
+    /// budget ran out (more may be waiting: the caller yields and comes
+    /// back).
+    pub(crate) fn drive(
+        &mut self,
+        cx: &mut Context<'_>,
+        on_message: &mut impl FnMut(Bytes),
+    ) -> bool {
+        self.dispatch.set_driver(cx.waker());
+        self.scheduled = false;
+        let more = self.read(on_message);
         self.write(cx);
         if let Some(wired) = self.wired.as_mut() {
             // Frames read while the write waited came after those above.
             wired.take_inbox();
         }
+        self.pump(on_message);
         more
     }
 }
