@@ -80,6 +80,7 @@ impl tether_client_config {
             backoff: self.backoff.to_core()?,
             max_pending: self.max_pending,
             opening: opening_from_c("client.opening", self.opening)?,
+            ..ClientConfig::default()
         };
         cfg.validate().map_err(config_error)?;
         Ok(cfg)

@@ -12,10 +12,11 @@
 //!   flushing once its read buffer is empty. Buffers are tokio's default
 //!   8 KiB, as in our `Framed` links.
 //! * supervised ([`Supervised`]): `ClientHandle::send` /
-//!   `ClientEvent::Message` against a `Server` whose application task
-//!   echoes every `ServerEvent::Message` with `server.send(id, data)`;
-//!   both applications take their events in bursts with `next_events`, the
-//!   call meant for throughput.
+//!   `ClientEvent::Message` against a `Server` whose application takes each
+//!   accepted connection's `ServerConn` and echoes its messages from a task
+//!   of its own with `ServerConn::send`; both applications take their
+//!   messages in bursts (`next_events`, `next_messages`), the calls meant
+//!   for throughput.
 //!
 //! Throughput is payload bytes echoed per second (one direction).
 #![allow(dead_code)]
@@ -29,7 +30,8 @@ use std::time::{Duration, Instant};
 use tether_core::codec::HEADER_LEN;
 use tether_core::supervisor::Lifecycle;
 use tether_transports::driver::{
-    Acceptor, Client, ClientConfig, ClientEvent, ClientHandle, Server, ServerConfig, ServerEvent,
+    Acceptor, Client, ClientConfig, ClientEvent, ClientHandle, Server, ServerConfig, ServerConn,
+    ServerEvent,
 };
 use tether_transports::Link;
 use tether_transports::Reconnect;
@@ -217,10 +219,18 @@ impl Supervised {
             let mut events = Vec::with_capacity(BURST);
             while server.next_events(&mut events, BURST).await > 0 {
                 for event in events.drain(..) {
-                    if let ServerEvent::Message { id, data } = event {
-                        if server.send(id, data).await.is_err() {
-                            return;
+                    match event {
+                        // Each connection's own task reads and echoes.
+                        ServerEvent::Accepted { id, .. } => {
+                            if let Some(conn) = server.take_conn(id) {
+                                tokio::spawn(echo_conn(conn));
+                            }
                         }
+                        // Any that came before the handle was taken.
+                        ServerEvent::Message { id, data } => {
+                            let _ = server.send(id, data).await;
+                        }
+                        ServerEvent::Closed { .. } | ServerEvent::Failed(_) => {}
                     }
                 }
             }
@@ -239,6 +249,18 @@ impl Supervised {
             client: Some(client),
             handle,
             server,
+        }
+    }
+}
+
+/// Echoes every message of one server connection from its own task.
+async fn echo_conn(mut conn: ServerConn) {
+    let mut batch = Vec::with_capacity(BURST);
+    while conn.next_messages(&mut batch, BURST).await > 0 {
+        for msg in batch.drain(..) {
+            if conn.send(msg).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -32,12 +32,15 @@ pub struct ClientConfig {
     pub heartbeat: HeartbeatConfig,
     /// Waiting between connection attempts.
     pub backoff: BackoffConfig,
-    /// Messages kept each way: to send while disconnected (when full,
-    /// `send` waits and `try_send` fails), and received but not yet taken
-    /// by the application (when full, tether stops reading from the
-    /// socket, so a lagging application holds the peer back instead of
-    /// memory growing). From 1 to [`limits::MAX_QUEUE`].
+    /// Messages kept while disconnected, and queued on a connection for
+    /// writing; when full, `send` waits and `try_send` fails. From 1 to
+    /// [`limits::MAX_QUEUE`].
     pub max_pending: usize,
+    /// Messages received and not yet taken by the application. When full,
+    /// tether stops reading from the socket: a lagging application holds
+    /// the peer back (its writes wait, and its write-stall bound applies)
+    /// instead of memory growing. From 1 to [`limits::MAX_QUEUE`].
+    pub max_received: usize,
     /// How each connection starts. `Hello` (default): the client sends a
     /// hello and counts as connected only once the server's welcome has
     /// arrived, within the attempt's connect timeout, so a connection the
@@ -52,6 +55,7 @@ impl Default for ClientConfig {
             heartbeat: HeartbeatConfig::default(),
             backoff: BackoffConfig::default(),
             max_pending: 1024,
+            max_received: 1024,
             opening: Opening::Hello,
         }
     }
@@ -62,7 +66,8 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.heartbeat.validate()?;
         self.backoff.validate()?;
-        limits::queue_len("client.max_pending", self.max_pending)
+        limits::queue_len("client.max_pending", self.max_pending)?;
+        limits::queue_len("client.max_received", self.max_received)
     }
 }
 
@@ -315,6 +320,7 @@ impl Client {
             dial: None,
             outbox: outbox.clone(),
             max_pending: config.max_pending,
+            max_received: config.max_received,
             control_rx,
             events: events_tx.clone(),
             live: live.clone(),
@@ -474,6 +480,8 @@ struct Driver<R: Reconnect> {
     /// Frames a connection queues for writing (as many as the outbox
     /// keeps while disconnected).
     max_pending: usize,
+    /// Messages a connection keeps received for the application.
+    max_received: usize,
     control_rx: mpsc::UnboundedReceiver<Control>,
     events: mpsc::UnboundedSender<Note>,
     /// The generation that is up (0: none), for the report of a panic.
@@ -602,6 +610,7 @@ where
                     // what waited for this connection is written first.
                     let live: Live =
                         Arc::new(Shared::new(wired, self.max_pending, Delivery::Queued));
+                    live.lock().set_receive_limit(self.max_received);
                     self.outbox.attach(live.clone());
                     let _ = self.events.send(Note::Attach(live.clone()));
                     self.link = Some((generation, live));

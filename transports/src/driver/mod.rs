@@ -17,6 +17,6 @@ mod wired;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
 pub use guarded::panic_text;
-pub use server::{Acceptor, Server, ServerConfig, ServerEvent, ServerSendError};
+pub use server::{Acceptor, Server, ServerConfig, ServerConn, ServerEvent, ServerSendError};
 /// The longest queue a client or server accepts (`tether_core::limits`).
 pub use tether_core::limits::MAX_QUEUE;

@@ -148,7 +148,7 @@ impl Outbox {
         if state.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
             state.live = None;
         }
-        let mut wired = live.take()?;
+        let mut wired = live.take(true)?;
         let unwritten: Vec<Bytes> = wired
             .outgoing
             .drain(..)

@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tether_core::connection::{ConnectionConfig, ConnectionEvent, Opening, Side};
 use tether_core::limits;
@@ -153,6 +153,8 @@ type Live = Arc<Shared<BoxLink>>;
 
 struct Conn {
     shared: Live,
+    /// A `ServerConn` was taken for it.
+    taken: bool,
     cancel: CancellationToken,
     reason: Arc<OnceLock<Cause>>,
     /// The machine's last round trip in microseconds plus one (0: none yet).
@@ -162,14 +164,20 @@ struct Conn {
 impl Conn {
     /// Ends the connection with `cause` unless it is already ending.
     fn end(&self, cause: impl Into<Cause>) -> bool {
-        let first = self.reason.set(cause.into()).is_ok();
-        self.cancel.cancel();
-        first
+        end(&self.reason, &self.cancel, cause.into())
     }
 
     fn ending(&self) -> bool {
         self.reason.get().is_some()
     }
+}
+
+/// Ends a connection with `cause` unless it is already ending (true if
+/// this was the first end).
+fn end(reason: &OnceLock<Cause>, cancel: &CancellationToken, cause: Cause) -> bool {
+    let first = reason.set(cause).is_ok();
+    cancel.cancel();
+    first
 }
 
 type Conns = Arc<Mutex<Slab<Conn>>>;
@@ -371,6 +379,52 @@ impl Server {
         Ok(micros.checked_sub(1).map(Duration::from_micros))
     }
 
+    /// Takes connection `id`'s own handle: from now on its messages are
+    /// read by whoever waits on the [`ServerConn`] (in that task, straight
+    /// from the socket), not reported as [`ServerEvent::Message`]. Messages
+    /// that arrived before the call were reported as events already; its
+    /// `Closed` still comes as an event. `None` when `id` is stale or its
+    /// handle was taken before.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut server: tether_transports::driver::Server) {
+    /// use tether_transports::driver::ServerEvent;
+    ///
+    /// while let Some(event) = server.next_event().await {
+    ///     if let ServerEvent::Accepted { id, .. } = event {
+    ///         let Some(mut conn) = server.take_conn(id) else { continue };
+    ///         tokio::spawn(async move {
+    ///             let mut batch = Vec::new();
+    ///             while conn.next_messages(&mut batch, 256).await > 0 {
+    ///                 for msg in batch.drain(..) {
+    ///                     if conn.send(msg).await.is_err() {
+    ///                         return;
+    ///                     }
+    ///                 }
+    ///             }
+    ///         });
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn take_conn(&self, id: ConnId) -> Option<ServerConn> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = conns.get_mut(id).ok()?;
+        if conn.taken || conn.ending() {
+            return None;
+        }
+        conn.taken = true;
+        conn.shared.set_delivery(Delivery::Queued);
+        Some(ServerConn {
+            id,
+            shared: conn.shared.clone(),
+            cancel: conn.cancel.clone(),
+            reason: conn.reason.clone(),
+            max_message: self.max_message,
+            one: Vec::with_capacity(1),
+        })
+    }
+
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -380,6 +434,122 @@ impl Server {
     /// `Closed` event, after which the event stream ends.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+}
+
+/// One connection's own handle (see [`Server::take_conn`]): its messages
+/// in order, read in the task that waits for them, and its sends without
+/// the server's table of connections. Its messages end (`None`, or 0 from
+/// `next_messages`) once the connection has ended and every message it
+/// received was taken; the server reports the `Closed`. Dropping it drops
+/// the connection's later messages but leaves the connection open.
+pub struct ServerConn {
+    id: ConnId,
+    shared: Live,
+    cancel: CancellationToken,
+    reason: Arc<OnceLock<Cause>>,
+    max_message: usize,
+    one: Vec<Bytes>,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConn {
+    /// The connection's id (as in the server's events).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Waits for at least one message, then moves every ready one, up to
+    /// `limit`, to the end of `out`, in order. Returns how many; 0 once the
+    /// connection has ended and all were taken (or with `limit` 0).
+    pub async fn next_messages(&mut self, out: &mut Vec<Bytes>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let limit = out.len().saturating_add(limit);
+        std::future::poll_fn(|cx| self.shared.poll_receive(Some(cx), out, limit, |m| m)).await
+    }
+
+    /// The next message; `None` once the connection has ended.
+    pub async fn next_message(&mut self) -> Option<Bytes> {
+        std::future::poll_fn(|cx| self.poll_one(Some(cx))).await
+    }
+
+    /// The next message if one is ready.
+    pub fn try_next_message(&mut self) -> Option<Bytes> {
+        match self.poll_one(None) {
+            Poll::Ready(msg) => msg,
+            Poll::Pending => None,
+        }
+    }
+
+    fn poll_one(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<Bytes>> {
+        let mut one = std::mem::take(&mut self.one);
+        let polled = self.shared.poll_receive(cx, &mut one, 1, |m| m);
+        let msg = one.pop();
+        self.one = one;
+        polled.map(|_| msg)
+    }
+
+    fn check_size(&self, data: &Bytes) -> Result<(), ServerSendError> {
+        if data.len() > self.max_message {
+            return Err(ServerSendError::TooLarge {
+                len: data.len(),
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends `data`, waiting while the queue is full (see [`Server::send`]).
+    pub async fn send(&self, data: Bytes) -> Result<(), ServerSendError> {
+        self.check_size(&data)?;
+        let mut msg = Some(data);
+        std::future::poll_fn(|cx| self.shared.poll_send(cx, &mut msg))
+            .await
+            .map_err(|_| ServerSendError::Handle(HandleError::Stale))
+    }
+
+    /// Sends `data` without waiting; `Full` when the queue is full.
+    pub fn try_send(&self, data: Bytes) -> Result<(), ServerSendError> {
+        self.check_size(&data)?;
+        match self.shared.try_send(data) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(_)) => Err(ServerSendError::Full),
+            Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),
+        }
+    }
+
+    /// Closes the connection in an orderly way (as [`Server::close`]).
+    /// `Err(Stale)` when it is already ending.
+    pub fn close(&self) -> Result<(), HandleError> {
+        if end(&self.reason, &self.cancel, Cause::closed_by_application()) {
+            Ok(())
+        } else {
+            Err(HandleError::Stale)
+        }
+    }
+}
+
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        self.shared.discard_received();
+    }
+}
+
+impl futures_util::Stream for ServerConn {
+    type Item = Bytes;
+
+    /// The messages one by one; `None` once the connection has ended.
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.get_mut().poll_one(Some(cx))
     }
 }
 
@@ -532,6 +702,7 @@ impl Hub {
         let shared: Live = Arc::new(Shared::new(wired, self.send_queue, Delivery::Callback));
         let conn = Conn {
             shared: shared.clone(),
+            taken: false,
             cancel: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
             rtt: Arc::new(AtomicU64::new(0)),
@@ -580,7 +751,8 @@ impl ConnTask {
         let cause = self.serve().await;
         let _ = self.reason.set(cause);
         // From here on sends are refused: the connection is ending.
-        let Some(mut wired) = self.shared.take() else {
+        let Some(mut wired) = self.shared.take(false) else {
+            self.shared.finish();
             let _ = self.hub.send(HubMsg::Ended(self.id));
             return;
         };
@@ -588,6 +760,7 @@ impl ConnTask {
             self.flush_queue(&mut wired).await;
             wired.link.close().await;
         }
+        self.shared.finish();
         let _ = self.hub.send(HubMsg::Ended(self.id));
     }
 
@@ -604,7 +777,9 @@ impl ConnTask {
         while let Some(event) = wired.conn.poll_event() {
             match event {
                 ConnectionEvent::Message(data) => {
-                    let _ = self.events.send(ServerEvent::Message { id: self.id, data });
+                    if let Some(data) = self.shared.deliver_late(data) {
+                        let _ = self.events.send(ServerEvent::Message { id: self.id, data });
+                    }
                 }
                 ConnectionEvent::Closed(cause) => return Some(cause),
                 ConnectionEvent::Connected { .. } => {}

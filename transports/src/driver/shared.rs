@@ -77,6 +77,8 @@ pub(crate) struct Carrier<L> {
     wired: Option<Wired<L>>,
     /// The machine reported the connection closed; the driver reports it.
     closed: Option<Cause>,
+    /// Nothing more will be received (see [`Shared::take`]).
+    finished: bool,
     /// A write is waiting for the socket: the driver owns it until it
     /// completes, and sends only queue meanwhile.
     flushing: bool,
@@ -89,8 +91,10 @@ pub(crate) struct Carrier<L> {
     link_waker: Waker,
     /// Sends waiting for room in the queue.
     senders: Vec<Waker>,
-    /// Most frames queued for writing, and most messages kept received.
+    /// Most frames queued for writing.
     limit: usize,
+    /// Most messages kept received (`Delivery::Queued`).
+    receive_limit: usize,
     delivery: Delivery,
     /// Messages received and not yet taken (`Delivery::Queued`).
     received: VecDeque<Bytes>,
@@ -101,19 +105,22 @@ pub(crate) struct Carrier<L> {
 
 impl<L: Link> Shared<L> {
     /// Shares `wired`, queueing at most `limit` frames for writing (and,
-    /// when `delivery` is `Queued`, keeping at most `limit` received).
+    /// when `delivery` is `Queued`, keeping at most `limit` received unless
+    /// [`Carrier::set_receive_limit`] says otherwise).
     pub(crate) fn new(wired: Wired<L>, limit: usize, delivery: Delivery) -> Self {
         let (dispatch, link_waker) = Dispatch::new();
         Self {
             state: Mutex::new(Carrier {
                 wired: Some(wired),
                 closed: None,
+                finished: false,
                 flushing: false,
                 scheduled: false,
                 dispatch,
                 link_waker,
                 senders: Vec::new(),
                 limit: limit.max(1),
+                receive_limit: limit.max(1),
                 delivery,
                 received: VecDeque::new(),
                 armed: None,
@@ -234,22 +241,51 @@ impl<L: Link> Shared<L> {
     }
 
     /// Takes the link and machine back, for the close; every later send
-    /// is refused and waiting senders are woken to learn it (and a waiting
-    /// reader, to take what is left).
-    pub(crate) fn take(&self) -> Option<Wired<L>> {
+    /// is refused and waiting senders are woken to learn it. With
+    /// `finish`, nothing more will be received (see [`Shared::finish`]).
+    pub(crate) fn take(&self, finish: bool) -> Option<Wired<L>> {
         let mut state = self.lock();
         for waker in state.senders.drain(..) {
             waker.wake();
         }
-        state.dispatch.wake_reader();
-        state.wired.take()
+        let wired = state.wired.take();
+        if finish {
+            state.finish();
+        }
+        wired
+    }
+
+    /// Nothing more will be received: a reader takes what is left and then
+    /// learns the end.
+    pub(crate) fn finish(&self) {
+        self.lock().finish();
+    }
+
+    /// A message the machine reported after the link was taken back (while
+    /// a close flushed): kept for the reader, or handed back to go the way
+    /// of `Delivery::Callback`.
+    pub(crate) fn deliver_late(&self, msg: Bytes) -> Option<Bytes> {
+        let mut state = self.lock();
+        match state.delivery {
+            Delivery::Callback => Some(msg),
+            Delivery::Queued => {
+                state.received.push_back(msg);
+                state.dispatch.wake_reader();
+                None
+            }
+            Delivery::Discard => None,
+        }
+    }
+
+    /// Sets what happens to received messages from now on.
+    pub(crate) fn set_delivery(&self, delivery: Delivery) {
+        self.lock().set_delivery(delivery);
     }
 
     /// From now on received messages are dropped (nobody takes them).
     pub(crate) fn discard_received(&self) {
         let mut state = self.lock();
-        state.delivery = Delivery::Discard;
-        state.received.clear();
+        state.set_delivery(Delivery::Discard);
         state.dispatch.wake_driver();
     }
 }
@@ -268,9 +304,19 @@ impl<L: Link> Carrier<L> {
         }
     }
 
+    /// Keeps at most `limit` messages received.
+    pub(crate) fn set_receive_limit(&mut self, limit: usize) {
+        self.receive_limit = limit.max(1);
+    }
+
     /// True once nothing more will be received.
     fn ended(&self) -> bool {
-        self.wired.is_none() || self.closed.is_some()
+        self.finished || self.closed.is_some()
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        self.dispatch.wake_reader();
     }
 
     fn take_received<T>(
@@ -279,7 +325,7 @@ impl<L: Link> Carrier<L> {
         limit: usize,
         wrap: &mut impl FnMut(Bytes) -> T,
     ) -> usize {
-        let was_full = self.received.len() >= self.limit;
+        let was_full = self.received.len() >= self.receive_limit;
         let n = limit.saturating_sub(out.len()).min(self.received.len());
         out.extend(self.received.drain(..n).map(wrap));
         if was_full && n > 0 && !self.ended() {
@@ -385,7 +431,7 @@ impl<L: Link> Carrier<L> {
         let mut read = 0;
         // Frames read count against the room left, messages or not.
         let room = match self.delivery {
-            Delivery::Queued => self.limit.saturating_sub(self.received.len()),
+            Delivery::Queued => self.receive_limit.saturating_sub(self.received.len()),
             Delivery::Callback | Delivery::Discard => usize::MAX,
         };
         while !wired.conn.is_closed() && wired.conn.wants_read() && read < room {
