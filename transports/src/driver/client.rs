@@ -467,7 +467,10 @@ impl Client {
     }
 }
 
-type DialFuture = BoxFuture<'static, Result<Wired<BoxLink>, ConnectError>>;
+/// One connection attempt. Its result is boxed, and so is every close, so
+/// that the client's task (one per client, alive as long as the client)
+/// holds no link or machine of its own: its state stays small.
+type DialFuture = BoxFuture<'static, Result<Box<Wired<BoxLink>>, ConnectError>>;
 
 struct Driver<R: Reconnect> {
     connector: Arc<R>,
@@ -555,6 +558,7 @@ where
                         let link: BoxLink = Box::new(link);
                         Wired::open(link, Side::Client, connection)
                             .await
+                            .map(Box::new)
                             .map_err(|c| ConnectError::new(c.reason, c.detail.to_string()))
                     };
                     self.dial = Some((generation, Box::pin(fut)));
@@ -567,8 +571,11 @@ where
                 Action::CloseLink { generation } => {
                     if let Some((g, live)) = self.link.take() {
                         if g == generation {
-                            if let Some(mut wired) = self.outbox.detach(&live) {
-                                wired.link.close().await;
+                            // Bound first: a temporary of an `if let` would
+                            // stay in the task's state across the await.
+                            let closing = self.outbox.detach(&live).map(close);
+                            if let Some(closing) = closing {
+                                closing.await;
                             }
                         } else {
                             self.link = Some((g, live));
@@ -598,24 +605,24 @@ where
         }
     }
 
-    async fn on_dialed(&mut self, result: (u64, Result<Wired<BoxLink>, ConnectError>)) {
+    async fn on_dialed(&mut self, result: (u64, Result<Box<Wired<BoxLink>>, ConnectError>)) {
         let (generation, result) = result;
         self.dial = None;
         let at = now();
         match result {
-            Ok(mut wired) => {
+            Ok(wired) => {
                 if self.supervisor.handle_connected(generation, at) {
                     // Messages that came with the welcome are reported on
                     // the first turn of `serve`, before any later ones;
                     // what waited for this connection is written first.
                     let live: Live =
-                        Arc::new(Shared::new(wired, self.max_pending, Delivery::Queued));
+                        Arc::new(Shared::new(*wired, self.max_pending, Delivery::Queued));
                     live.lock().set_receive_limit(self.max_received);
                     self.outbox.attach(live.clone());
                     let _ = self.events.send(Note::Attach(live.clone()));
                     self.link = Some((generation, live));
                 } else {
-                    wired.link.close().await;
+                    close(*wired).await;
                 }
             }
             Err(e) => {
@@ -635,7 +642,14 @@ where
     }
 }
 
-async fn dial(dial: &mut Option<(u64, DialFuture)>) -> (u64, Result<Wired<BoxLink>, ConnectError>) {
+/// Closes a link in an orderly way, in a future of its own on the heap.
+fn close(mut wired: Wired<BoxLink>) -> BoxFuture<'static, ()> {
+    Box::pin(async move { wired.link.close().await })
+}
+
+async fn dial(
+    dial: &mut Option<(u64, DialFuture)>,
+) -> (u64, Result<Box<Wired<BoxLink>>, ConnectError>) {
     match dial {
         Some((generation, fut)) => (*generation, fut.await),
         None => std::future::pending().await,

@@ -18,7 +18,10 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Spawns `task`; if it panics, `on_panic` runs with the panic's message
-/// (after the task's own state was dropped).
+/// (after the task's own state was dropped). The guard is a combinator
+/// around `task`, not an `async` block holding it, so the task's state is
+/// stored once (an `async` block would keep `task` and the future it
+/// awaits side by side, doubling every connection's task).
 pub(crate) fn spawn_guarded<F>(
     task: F,
     on_panic: impl FnOnce(String) + Send + 'static,
@@ -26,13 +29,13 @@ pub(crate) fn spawn_guarded<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    tokio::spawn(async move {
-        if let Err(payload) = AssertUnwindSafe(task).catch_unwind().await {
+    tokio::spawn(AssertUnwindSafe(task).catch_unwind().map(move |ended| {
+        if let Err(payload) = ended {
             let text = panic_text(payload.as_ref());
             tracing::error!(panic = %text, "internal panic in a tether task");
             on_panic(format!("internal panic in tether: {text}"));
         }
-    })
+    }))
 }
 
 #[cfg(test)]

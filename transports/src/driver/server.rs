@@ -9,6 +9,7 @@ use super::wired::{Wired, Written};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -750,18 +751,28 @@ impl ConnTask {
     async fn run(mut self) {
         let cause = self.serve().await;
         let _ = self.reason.set(cause);
-        // From here on sends are refused: the connection is ending.
-        let Some(mut wired) = self.shared.take(false) else {
-            self.shared.finish();
-            let _ = self.hub.send(HubMsg::Ended(self.id));
-            return;
-        };
-        if self.reason.get().map(|c| c.reason) == Some(DisconnectReason::ClosedLocally) {
-            self.flush_queue(&mut wired).await;
-            wired.link.close().await;
+        let local = self.reason.get().map(|c| c.reason) == Some(DisconnectReason::ClosedLocally);
+        // From here on sends are refused: the connection is ending. The
+        // link is closed in a future of its own on the heap, so that this
+        // task (one per connection, alive as long as it) holds no link.
+        let closing = self
+            .shared
+            .take(false)
+            .filter(|_| local)
+            .map(|wired| self.close_flushed(wired));
+        if let Some(closing) = closing {
+            closing.await;
         }
         self.shared.finish();
         let _ = self.hub.send(HubMsg::Ended(self.id));
+    }
+
+    /// A local close: what was queued is written, then the link closed.
+    fn close_flushed(&self, mut wired: Wired<BoxLink>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.flush_queue(&mut wired).await;
+            wired.link.close().await;
+        })
     }
 
     /// The cause of an end asked for from outside (close, shutdown).
