@@ -3,6 +3,7 @@
 
 use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
+use super::mailbox::{Closer, Mailbox, Poster};
 use super::outbox::{Live, NotTaken, Outbox};
 use super::shared::{Delivery, Shared};
 use super::wired::Wired;
@@ -23,7 +24,6 @@ use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::supervisor::{Action, Lifecycle, Supervisor};
 use tether_core::{Cause, ConfigError, ConnectError, DisconnectReason};
 use thiserror::Error;
-use tokio::sync::mpsc;
 
 /// Settings of a supervised client.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,10 +115,6 @@ pub enum SendError {
     },
 }
 
-enum Control {
-    Close,
-}
-
 /// What the client's task tells the application's `Client`, in order.
 enum Note {
     /// The connection about to be reported `Connected`: its messages are
@@ -132,7 +128,8 @@ enum Note {
 #[derive(Clone)]
 pub struct ClientHandle {
     outbox: Arc<Outbox>,
-    control: mpsc::UnboundedSender<Control>,
+    /// Asks the client's task to close; the last handle going asks too.
+    closer: Closer<Note>,
     max_message: usize,
     rtt: Arc<AtomicU64>,
 }
@@ -184,7 +181,7 @@ impl ClientHandle {
     /// Closes the client: the connection is closed in an orderly way and the
     /// event stream ends with `Closed`. Idempotent.
     pub fn close(&self) {
-        let _ = self.control.send(Control::Close);
+        self.closer.close();
     }
 
     /// The last round trip measured (a ping and its pong), on this or an
@@ -196,7 +193,8 @@ impl ClientHandle {
 
     /// True once the client's task has ended.
     pub fn is_closed(&self) -> bool {
-        self.control.is_closed() || self.outbox.is_closed()
+        // The task closes the outbox however it ends.
+        self.outbox.is_closed()
     }
 }
 
@@ -258,7 +256,7 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 /// ```
 pub struct Client {
     handle: ClientHandle,
-    notes: mpsc::UnboundedReceiver<Note>,
+    notes: Arc<Mailbox<Note>>,
     /// A note taken but not yet reported (messages of `current` first).
     note: Option<Note>,
     /// The connection whose messages are reported now (the last one
@@ -295,8 +293,8 @@ impl Client {
         config.validate()?;
         let backoff = ExponentialBackoff::new(config.backoff.clone())?;
         let outbox = Arc::new(Outbox::new(config.max_pending));
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (events_tx, notes) = mpsc::unbounded_channel();
+        let (poster, closer) = Mailbox::open();
+        let notes = poster.mailbox();
         let max_message = connector.max_message().unwrap_or(usize::MAX);
         // The opening, pings, pongs and the liveness verdict of each
         // connection are the connection machine's; data goes through the
@@ -321,8 +319,7 @@ impl Client {
             outbox: outbox.clone(),
             max_pending: config.max_pending,
             max_received: config.max_received,
-            control_rx,
-            events: events_tx.clone(),
+            events: poster.clone(),
             live: live.clone(),
             rtt: rtt.clone(),
         };
@@ -330,18 +327,18 @@ impl Client {
             let cause = Cause::new(DisconnectReason::Internal, text);
             let generation = live.load(Ordering::Acquire);
             if generation != 0 {
-                let _ = events_tx.send(Note::Step(Lifecycle::Disconnected {
+                poster.post(Note::Step(Lifecycle::Disconnected {
                     generation,
                     reason: cause.reason,
                     detail: cause.detail.clone(),
                 }));
             }
-            let _ = events_tx.send(Note::Failed(cause));
+            poster.post(Note::Failed(cause));
         });
         Ok(Self {
             handle: ClientHandle {
                 outbox,
-                control: control_tx,
+                closer,
                 max_message,
                 rtt,
             },
@@ -408,7 +405,10 @@ impl Client {
         while out.len() < limit {
             let note = match self.note.take() {
                 Some(note) => Some(note),
-                None => self.notes.try_recv().ok(),
+                None => match self.notes.poll_note(None) {
+                    Poll::Ready(note) => note,
+                    Poll::Pending => None,
+                },
             };
             match note {
                 Some(Note::Attach(live)) => self.current = Some(live),
@@ -446,7 +446,7 @@ impl Client {
                     let Some(cx) = cx.as_deref_mut() else {
                         break;
                     };
-                    match self.notes.poll_recv(cx) {
+                    match self.notes.poll_note(Some(cx)) {
                         Poll::Ready(Some(note)) => self.note = Some(note),
                         Poll::Ready(None) => return Poll::Ready(()),
                         Poll::Pending => return Poll::Pending,
@@ -485,8 +485,8 @@ struct Driver<R: Reconnect> {
     max_pending: usize,
     /// Messages a connection keeps received for the application.
     max_received: usize,
-    control_rx: mpsc::UnboundedReceiver<Control>,
-    events: mpsc::UnboundedSender<Note>,
+    /// Notes for the application; close requests from it.
+    events: Poster<Note>,
     /// The generation that is up (0: none), for the report of a panic.
     live: Arc<AtomicU64>,
     /// The last round trip in microseconds plus one (0: none yet).
@@ -510,6 +510,8 @@ where
         let mut timer = Timer::new();
         // The live connection's one timer (liveness, pings, write stall).
         let mut link_timer = Timer::new();
+        // A close was asked for and handed to the supervisor (once).
+        let mut closing = false;
         loop {
             self.drain_supervisor().await;
             if self.supervisor.is_terminal() {
@@ -518,9 +520,10 @@ where
             timer.arm(self.supervisor.poll_timeout());
             tokio::select! {
                 biased;
-                control = self.control_rx.recv() => match control {
-                    Some(Control::Close) | None => self.supervisor.handle_close(now()),
-                },
+                () = std::future::poll_fn(|cx| self.events.poll_close(cx)), if !closing => {
+                    closing = true;
+                    self.supervisor.handle_close(now());
+                }
                 result = dial(&mut self.dial), if self.dial.is_some() => self.on_dialed(result).await,
                 cause = serve(&self.link, &mut link_timer, &self.rtt), if self.link.is_some() => {
                     self.lose_link(cause);
@@ -601,7 +604,7 @@ where
                     "connection event"
                 );
             }
-            let _ = self.events.send(Note::Step(step));
+            self.events.post(Note::Step(step));
         }
     }
 
@@ -619,7 +622,7 @@ where
                         Arc::new(Shared::new(*wired, self.max_pending, Delivery::Queued));
                     live.lock().set_receive_limit(self.max_received);
                     self.outbox.attach(live.clone());
-                    let _ = self.events.send(Note::Attach(live.clone()));
+                    self.events.post(Note::Attach(live.clone()));
                     self.link = Some((generation, live));
                 } else {
                     close(*wired).await;
