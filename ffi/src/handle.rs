@@ -17,10 +17,17 @@
 //! one that was never issued, is `TETHER_RESULT_INVALID_HANDLE`. Generations
 //! start at 1, so 0 is never issued and means "no object".
 //!
-//! Objects are held as `Arc`s: a call resolves the handle, clones the `Arc`
-//! and releases the table lock before doing its work, so a concurrent free
-//! only makes later calls stale; the object itself goes away when the last
-//! in-flight call returns.
+//! Objects are held as `Arc`s: a call resolves the handle and clones the
+//! `Arc` before doing its work, so a concurrent free only makes later calls
+//! stale; the object itself goes away when the last in-flight call returns.
+//!
+//! Resolving takes no lock: the slots sit in chunks that are allocated
+//! once and never move (chunk `c` holds `BASE << c` slots), each slot's
+//! object in an `ArcSwapOption` that any thread reads without blocking,
+//! and each object records the generation it was issued under. So the hot
+//! calls (`tether_client_send`, `tether_server_send`,
+//! `tether_registry_touch`) from many threads never wait for one another
+//! on the table; only creating and freeing objects take its lock.
 //!
 //! A call that panics while it holds an object (the panic boundary turns
 //! the panic into `TETHER_RESULT_PANIC`) leaves the object dead: its state
@@ -29,10 +36,11 @@
 
 use crate::panic::fail;
 use crate::result::tether_result;
+use arc_swap::ArcSwapOption;
 use std::collections::VecDeque;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The object kinds, encoded in the top byte of a handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +72,25 @@ impl Kind {
 const INDEX_BITS: u32 = 24;
 const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
-/// A live object and whether a call on it panicked.
+/// Slots in the first chunk; each next chunk is twice the one before.
+const BASE: usize = 64;
+
+/// Chunks enough for `MAX_SLOTS`: `BASE * (2^CHUNKS - 1) >= MAX_SLOTS`.
+const CHUNKS: usize = 19;
+
+/// The chunk holding slot `index` and the slot's place in it.
+fn locate(index: usize) -> (usize, usize) {
+    let n = index / BASE + 1;
+    let chunk = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    (chunk, index - BASE * ((1 << chunk) - 1))
+}
+
+/// A live object, the generation it was issued under, and whether a call
+/// on it panicked.
 #[derive(Debug)]
 pub(crate) struct Entry<T> {
     value: T,
+    generation: u32,
     dead: AtomicBool,
 }
 
@@ -99,12 +122,14 @@ impl<T> Drop for Held<T> {
 }
 
 struct Slot<T> {
-    generation: u32,
-    value: Option<Arc<Entry<T>>>,
+    /// The generation the slot's next (or current) object gets; written
+    /// under the table's lock.
+    generation: AtomicU32,
+    value: ArcSwapOption<Entry<T>>,
 }
 
-struct Slots<T> {
-    entries: Vec<Slot<T>>,
+/// Which slots are in use; only creating and freeing objects touch it.
+struct Alloc {
     /// Free slot indices, reused oldest first so that a freed handle's
     /// generation stays unreused as long as possible.
     free: VecDeque<u32>,
@@ -113,11 +138,21 @@ struct Slots<T> {
 /// A table of live objects of one kind.
 pub(crate) struct HandleTable<T> {
     kind: Kind,
-    slots: Mutex<Slots<T>>,
+    chunks: [OnceLock<Box<[Slot<T>]>>; CHUNKS],
+    /// Slots ever handed out (indices below it exist).
+    len: AtomicUsize,
+    alloc: Mutex<Alloc>,
 }
 
 fn encode(kind: Kind, index: u32, generation: u32) -> u64 {
     (u64::from(kind as u8) << 56) | (u64::from(index) << 32) | u64::from(generation)
+}
+
+fn next_generation(g: u32) -> u32 {
+    match g.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    }
 }
 
 impl<T> HandleTable<T> {
@@ -125,59 +160,92 @@ impl<T> HandleTable<T> {
     pub(crate) const fn new(kind: Kind) -> Self {
         Self {
             kind,
-            slots: Mutex::new(Slots {
-                entries: Vec::new(),
+            chunks: [const { OnceLock::new() }; CHUNKS],
+            len: AtomicUsize::new(0),
+            alloc: Mutex::new(Alloc {
                 free: VecDeque::new(),
             }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slots<T>> {
+    fn lock(&self) -> MutexGuard<'_, Alloc> {
         // A panic while holding the lock cannot leave the table half-updated
         // (every update is a single assignment), so poisoning is ignored.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        self.alloc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Slot `index`, if its chunk exists.
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        let (chunk, at) = locate(index);
+        self.chunks.get(chunk)?.get()?.get(at)
+    }
+
+    /// Slot `index`, creating its chunk (under the table's lock).
+    fn slot_or_create(&self, index: usize) -> &Slot<T> {
+        let (chunk, at) = locate(index);
+        let slots = self.chunks[chunk].get_or_init(|| {
+            (0..BASE << chunk)
+                .map(|_| Slot {
+                    generation: AtomicU32::new(1),
+                    value: ArcSwapOption::const_empty(),
+                })
+                .collect()
+        });
+        &slots[at]
     }
 
     /// Stores `value` and returns its handle; `Full` when 2^24 objects of
     /// this kind are alive at once.
     pub(crate) fn insert(&self, value: T) -> Result<u64, tether_result> {
-        let mut slots = self.lock();
-        let index = match slots.free.pop_front() {
-            Some(i) => i,
-            None if slots.entries.len() < MAX_SLOTS => {
-                slots.entries.push(Slot {
-                    generation: 1,
-                    value: None,
-                });
-                (slots.entries.len() - 1) as u32
-            }
+        let mut alloc = self.lock();
+        let index = match alloc.free.pop_front() {
+            Some(i) => i as usize,
             None => {
-                return Err(fail(
-                    tether_result::Full,
-                    format!("too many live {} objects", self.kind.name()),
-                ))
+                let len = self.len.load(Ordering::Relaxed);
+                if len >= MAX_SLOTS {
+                    return Err(fail(
+                        tether_result::Full,
+                        format!("too many live {} objects", self.kind.name()),
+                    ));
+                }
+                len
             }
         };
-        let slot = &mut slots.entries[index as usize];
-        slot.value = Some(Arc::new(Entry {
+        let slot = self.slot_or_create(index);
+        let generation = slot.generation.load(Ordering::Relaxed);
+        slot.value.store(Some(Arc::new(Entry {
             value,
+            generation,
             dead: AtomicBool::new(false),
-        }));
-        Ok(encode(self.kind, index, slot.generation))
+        })));
+        if index == self.len.load(Ordering::Relaxed) {
+            self.len.store(index + 1, Ordering::Release);
+        }
+        drop(alloc);
+        Ok(encode(self.kind, index as u32, generation))
     }
 
-    /// Splits `raw` into a slot index, checking the kind and range.
-    fn index_of(&self, slots: &Slots<T>, raw: u64) -> Result<(usize, u32), tether_result> {
+    /// Splits `raw` into a slot index and generation, checking the kind
+    /// and range.
+    fn index_of(&self, raw: u64) -> Result<(usize, u32), tether_result> {
         let kind = (raw >> 56) as u8;
         let index = ((raw >> 32) as u32 & (MAX_SLOTS as u32 - 1)) as usize;
         let generation = raw as u32;
-        if raw == 0 || kind != self.kind as u8 || index >= slots.entries.len() || generation == 0 {
-            return Err(fail(
-                tether_result::InvalidHandle,
-                format!("{raw:#x} is not a {} handle", self.kind.name()),
-            ));
+        if raw == 0
+            || kind != self.kind as u8
+            || index >= self.len.load(Ordering::Acquire)
+            || generation == 0
+        {
+            return Err(self.invalid(raw));
         }
         Ok((index, generation))
+    }
+
+    fn invalid(&self, raw: u64) -> tether_result {
+        fail(
+            tether_result::InvalidHandle,
+            format!("{raw:#x} is not a {} handle", self.kind.name()),
+        )
     }
 
     fn stale(&self) -> tether_result {
@@ -191,13 +259,12 @@ impl<T> HandleTable<T> {
     }
 
     /// The live object named by `raw`, held for one call; `Panic` once an
-    /// earlier call on it panicked.
+    /// earlier call on it panicked. Takes no lock.
     pub(crate) fn get(&self, raw: u64) -> Result<Held<T>, tether_result> {
-        let slots = self.lock();
-        let (index, generation) = self.index_of(&slots, raw)?;
-        let slot = &slots.entries[index];
-        match &slot.value {
-            Some(v) if slot.generation == generation => {
+        let (index, generation) = self.index_of(raw)?;
+        let slot = self.slot(index).ok_or_else(|| self.invalid(raw))?;
+        match slot.value.load_full() {
+            Some(v) if v.generation == generation => {
                 if v.dead.load(Ordering::Acquire) {
                     return Err(fail(
                         tether_result::Panic,
@@ -207,7 +274,7 @@ impl<T> HandleTable<T> {
                         ),
                     ));
                 }
-                Ok(Held(v.clone()))
+                Ok(Held(v))
             }
             _ => Err(self.stale()),
         }
@@ -219,34 +286,34 @@ impl<T> HandleTable<T> {
         if raw == 0 {
             return Ok(None);
         }
-        let mut slots = self.lock();
-        let (index, generation) = self.index_of(&slots, raw)?;
-        let slot = &mut slots.entries[index];
-        if slot.generation != generation || slot.value.is_none() {
+        let mut alloc = self.lock();
+        let (index, generation) = self.index_of(raw)?;
+        let slot = self.slot(index).ok_or_else(|| self.invalid(raw))?;
+        let current = slot.value.load();
+        if current.as_ref().map(|v| v.generation) != Some(generation) {
             return Err(self.stale());
         }
-        let value = slot.value.take();
-        slot.generation = match slot.generation.wrapping_add(1) {
-            0 => 1,
-            g => g,
-        };
-        slots.free.push_back(index as u32);
+        drop(current);
+        let value = slot.value.swap(None);
+        let g = slot.generation.load(Ordering::Relaxed);
+        slot.generation.store(next_generation(g), Ordering::Relaxed);
+        alloc.free.push_back(index as u32);
         Ok(value)
     }
 
     /// Removes every object (process teardown).
     pub(crate) fn drain(&self) -> Vec<Arc<Entry<T>>> {
-        let mut slots = self.lock();
+        let mut alloc = self.lock();
         let mut all = Vec::new();
-        for index in 0..slots.entries.len() {
-            let slot = &mut slots.entries[index];
-            if let Some(v) = slot.value.take() {
-                slot.generation = match slot.generation.wrapping_add(1) {
-                    0 => 1,
-                    g => g,
-                };
+        for index in 0..self.len.load(Ordering::Acquire) {
+            let Some(slot) = self.slot(index) else {
+                continue;
+            };
+            if let Some(v) = slot.value.swap(None) {
+                let g = slot.generation.load(Ordering::Relaxed);
+                slot.generation.store(next_generation(g), Ordering::Relaxed);
                 all.push(v);
-                slots.free.push_back(index as u32);
+                alloc.free.push_back(index as u32);
             }
         }
         all
@@ -329,5 +396,50 @@ mod tests {
             t.get(a & !0xffff_ffff).unwrap_err(),
             tether_result::InvalidHandle
         );
+    }
+
+    #[test]
+    fn slots_map_onto_chunks_without_gaps_up_to_the_last_index() {
+        let mut expected = (0, 0);
+        for index in 0..(BASE * 8) {
+            assert_eq!(locate(index), expected, "index {index}");
+            expected.1 += 1;
+            if expected.1 == BASE << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+        let (chunk, at) = locate(MAX_SLOTS - 1);
+        assert!(chunk < CHUNKS && at < BASE << chunk);
+    }
+
+    #[test]
+    fn handles_resolve_from_many_threads_while_others_come_and_go() {
+        let t: Arc<HandleTable<u64>> = Arc::new(HandleTable::new(Kind::Backoff));
+        let kept: Vec<u64> = (0..500).map(|i| t.insert(i).unwrap()).collect();
+        let kept = Arc::new(kept);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (t, kept) = (t.clone(), kept.clone());
+                std::thread::spawn(move || {
+                    for round in 0..200 {
+                        for (i, h) in kept.iter().enumerate() {
+                            assert_eq!(*t.get(*h).unwrap(), i as u64, "round {round}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Meanwhile objects are created and freed, growing new chunks.
+        for i in 0..5000u64 {
+            let h = t.insert(i).unwrap();
+            assert_eq!(*t.get(h).unwrap(), i);
+            if i % 3 != 0 {
+                t.remove(h).unwrap();
+                assert_eq!(t.get(h).unwrap_err(), tether_result::StaleHandle);
+            }
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
     }
 }

@@ -121,6 +121,8 @@ pub struct Connection {
     /// When this side last handed a frame to the transport.
     sent_at: Instant,
     rtt: Option<Duration>,
+    /// A message was sent or received since the last deadline fired.
+    busy: bool,
     peer_version: u16,
     capabilities: u64,
 }
@@ -150,6 +152,7 @@ impl Connection {
             stall: None,
             sent_at: now,
             rtt: None,
+            busy: false,
             peer_version: VERSION,
             capabilities: 0,
         };
@@ -370,6 +373,26 @@ impl Connection {
                 }
             }
         }
+        if !std::mem::take(&mut self.busy) {
+            self.release_idle();
+        }
+    }
+
+    /// Gives back the memory of every queue that is empty. Run when a
+    /// deadline fires with no message sent or received since the one
+    /// before, so an idle connection holds only the machine itself and a
+    /// busy one never pays for its queues twice.
+    fn release_idle(&mut self) {
+        if self.pongs.is_empty() {
+            self.pongs = VecDeque::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.early.is_empty() {
+            self.early = Vec::new();
+        }
+        self.send.release_idle();
     }
 
     // ---- commands ----
@@ -390,6 +413,7 @@ impl Connection {
             return Err(ConnSendError::Full);
         }
         self.send.push(msg);
+        self.busy = true;
         Ok(())
     }
 
@@ -634,6 +658,7 @@ impl Connection {
 
     fn deliver(&mut self, msg: Bytes) {
         self.queued += 1;
+        self.busy = true;
         self.events.push_back(ConnectionEvent::Message(msg));
     }
 

@@ -51,6 +51,18 @@ impl SendBuffer {
         msg
     }
 
+    /// Gives the memory back when nothing is queued.
+    pub(crate) fn release_idle(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
     pub(crate) fn front_len(&self) -> Option<usize> {
         self.queue.front().map(Bytes::len)
     }

@@ -536,3 +536,27 @@ fn a_full_receive_queue_drops_datagrams_instead_of_growing() {
         Some(ConnectionEvent::Message(Bytes::from_static(b"next")))
     );
 }
+
+#[test]
+fn an_idle_connection_gives_its_queue_memory_back_when_time_passes() {
+    let mut p = Pair::new(config(), config());
+    p.pump();
+    assert_eq!(connected(&p.client_events), 1);
+    for i in 0..200u32 {
+        p.client
+            .send(Bytes::from(i.to_be_bytes().to_vec()))
+            .unwrap();
+    }
+    p.pump();
+    assert_eq!(messages(&p.server_events).len(), 200);
+    assert!(p.server.events.capacity() > 0, "the burst used the queue");
+    // Idle for a few heartbeats: a deadline that fires after one with no
+    // message between releases what is empty; pings keep flowing.
+    p.run_for(ms(350));
+    assert!(closed(&p.client_events).is_empty() && closed(&p.server_events).is_empty());
+    for side in [&p.client, &p.server] {
+        assert_eq!(side.events.capacity(), 0);
+        assert_eq!(side.send.queue_capacity(), 0);
+        assert_eq!(side.early.capacity(), 0);
+    }
+}

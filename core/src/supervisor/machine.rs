@@ -221,7 +221,12 @@ impl<B: Backoff> Supervisor<B> {
 
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if self.actions.is_empty() {
+            // Steps are rare: a supervisor between them holds no queue.
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// When `handle_timeout` must next be called.
@@ -235,7 +240,11 @@ impl<B: Backoff> Supervisor<B> {
 
     /// The next lifecycle event to report.
     pub fn poll_event(&mut self) -> Option<Lifecycle> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     fn dial(&mut self, now: Instant) {

@@ -15,10 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-/// Notes kept with this much room or less when the queue empties; a
-/// larger queue (a burst of steps nobody took yet) is given back.
-const KEEP: usize = 4;
-
 pub(crate) struct Mailbox<N> {
     notes: Mutex<Notes<N>>,
     /// Posters still alive; the notes end at 0.
@@ -62,7 +58,9 @@ impl<N> Mailbox<N> {
     pub(crate) fn poll_note(&self, cx: Option<&mut Context<'_>>) -> Poll<Option<N>> {
         let mut notes = self.lock();
         if let Some(note) = notes.queue.pop_front() {
-            if notes.queue.is_empty() && notes.queue.capacity() > KEEP {
+            if notes.queue.is_empty() {
+                // Notes are rare (a few per connection): an idle client
+                // holds no room for them.
                 notes.queue = VecDeque::new();
             }
             return Poll::Ready(Some(note));

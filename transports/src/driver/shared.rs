@@ -101,6 +101,8 @@ pub(crate) struct Carrier<L> {
     /// The driver's timer is armed for this (so that a reader that moved
     /// the machine's deadline earlier can wake the driver).
     armed: Option<Instant>,
+    /// A message was queued or received since the timer last fired.
+    busy: bool,
 }
 
 impl<L: Link> Shared<L> {
@@ -124,6 +126,7 @@ impl<L: Link> Shared<L> {
                 delivery,
                 received: VecDeque::new(),
                 armed: None,
+                busy: false,
             }),
         }
     }
@@ -216,8 +219,15 @@ impl<L: Link> Shared<L> {
         mut on_message: impl FnMut(Bytes),
     ) -> Poll<Option<Cause>> {
         let mut state = self.lock();
+        let mut fired = false;
         loop {
             let more = state.drive(cx, &mut on_message);
+            if std::mem::take(&mut fired) && !std::mem::take(&mut state.busy) {
+                // Idle since the timer fired before, and after the turn
+                // that wrote what the deadline asked for (a ping): what is
+                // empty now stays empty while idle.
+                state.release_idle();
+            }
             if let Some(cause) = &state.closed {
                 return Poll::Ready(Some(cause.clone()));
             }
@@ -230,6 +240,7 @@ impl<L: Link> Shared<L> {
             timer.arm(wired.conn.poll_timeout());
             if timer.poll_fired(cx).is_ready() {
                 wired.handle_timeout();
+                fired = true;
                 continue;
             }
             state.armed = timer.deadline();
@@ -309,6 +320,20 @@ impl<L: Link> Carrier<L> {
         self.receive_limit = limit.max(1);
     }
 
+    /// Gives back the memory of every empty queue (when the timer fired
+    /// twice with no message between: see `Connection::handle_timeout`).
+    fn release_idle(&mut self) {
+        if self.received.is_empty() {
+            self.received = VecDeque::new();
+        }
+        if self.senders.is_empty() {
+            self.senders = Vec::new();
+        }
+        if let Some(wired) = self.wired.as_mut() {
+            wired.release_idle();
+        }
+    }
+
     /// True once nothing more will be received.
     fn ended(&self) -> bool {
         self.finished || self.closed.is_some()
@@ -351,6 +376,7 @@ impl<L: Link> Carrier<L> {
             return Err(Refused::Full(msg));
         }
         let large = msg.len() >= DIRECT_WRITE;
+        self.busy = true;
         wired.outgoing.push_back(Frame::Data(msg));
         if self.flushing || self.scheduled {
             // The driver's coming turn (or the waiting write) takes it.
@@ -459,11 +485,14 @@ impl<L: Link> Carrier<L> {
         let before = self.received.len();
         while self.closed.is_none() {
             match wired.conn.poll_event() {
-                Some(ConnectionEvent::Message(msg)) => match self.delivery {
-                    Delivery::Callback => on_message(msg),
-                    Delivery::Queued => self.received.push_back(msg),
-                    Delivery::Discard => {}
-                },
+                Some(ConnectionEvent::Message(msg)) => {
+                    self.busy = true;
+                    match self.delivery {
+                        Delivery::Callback => on_message(msg),
+                        Delivery::Queued => self.received.push_back(msg),
+                        Delivery::Discard => {}
+                    }
+                }
                 Some(ConnectionEvent::Closed(cause)) => {
                     self.closed = Some(cause);
                     self.dispatch.wake_driver();

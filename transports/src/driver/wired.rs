@@ -81,6 +81,16 @@ impl<L: Link> Wired<L> {
         }
     }
 
+    /// Gives back the memory of the empty frame queues.
+    pub(crate) fn release_idle(&mut self) {
+        if self.inbox.is_empty() {
+            self.inbox = VecDeque::new();
+        }
+        if self.outgoing.is_empty() {
+            self.outgoing = VecDeque::new();
+        }
+    }
+
     /// Hands what `Link::recv` returned to the machine.
     pub(crate) fn handle_recv(&mut self, frame: Result<Frame, DisconnectReason>) {
         match frame {
