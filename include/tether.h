@@ -739,12 +739,14 @@ typedef struct tether_event {
  * Receives events in callback mode: `userdata` as given at creation, then
  * the event, borrowed for the duration of the call.
  *
- * Threading: called on a dispatch thread that tether owns, one per client
- * or server, never on the caller's thread and never concurrently for the
- * same object; events of one object arrive in order. The callback may call
+ * Threading: called on one of a few dispatch threads that tether owns and
+ * shares between all callback-mode objects (2 to 4, by the machine's
+ * cores), never on the caller's thread; one object's callbacks always run
+ * on the same one of them, never concurrently, its events in order. The callback may call
  * any tether function, including `_free` of its own object (the current
  * call completes normally and no further call follows). It should return
- * promptly: events of that object queue up behind it.
+ * promptly: while it runs it holds a dispatch thread, and other objects'
+ * events wait for a free one (their connections go on).
  */
 typedef void (*tether_event_callback)(void *userdata, const struct tether_event *event);
 
@@ -1115,8 +1117,8 @@ tether_result tether_client_config_default(struct tether_client_config *out_conf
  * `config` may be NULL for the defaults; strings and structs, and the
  * transport options object, are borrowed for the call only. The delivery
  * mode is fixed here: with a `callback`, every event is passed to
- * `callback(userdata, &event)` on a dispatch thread owned by this client
- * (one event at a time, in order); with `callback` NULL the client is in
+ * `callback(userdata, &event)` on one of tether's few shared dispatch
+ * threads (one event at a time, in order); with `callback` NULL the client is in
  * poll mode (`tether_client_poll_event`, `tether_client_event_fd`) and
  * `userdata` is ignored. The caller owns the handle and releases it with
  * `tether_client_free`.
@@ -1672,7 +1674,7 @@ tether_result tether_server_config_default(struct tether_server_config *out_conf
  * `config` may be NULL for the defaults; strings and structs, and the
  * transport options object, are borrowed for the call only. Delivery mode
  * as for `tether_client_new`: with a `callback`, events go to
- * `callback(userdata, &event)` on a dispatch thread owned by this server;
+ * `callback(userdata, &event)` on one of tether's shared dispatch threads;
  * with NULL, poll them with `tether_server_poll_event` /
  * `tether_server_event_fd`. Every event of a connection carries the peer's
  * address (`tether_event.peer`). The caller owns the handle and releases

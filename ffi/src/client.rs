@@ -4,7 +4,7 @@
 use crate::address;
 use crate::backoff::{config_error, tether_backoff_config};
 use crate::conn::{opening_from_c, opening_to_c};
-use crate::delivery::{Delivery, Sink};
+use crate::delivery::{Delivery, Sink, BURST};
 use crate::event::{tether_event, tether_event_callback, ClientEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
@@ -152,8 +152,8 @@ pub extern "C" fn tether_client_config_default(
 /// `config` may be NULL for the defaults; strings and structs, and the
 /// transport options object, are borrowed for the call only. The delivery
 /// mode is fixed here: with a `callback`, every event is passed to
-/// `callback(userdata, &event)` on a dispatch thread owned by this client
-/// (one event at a time, in order); with `callback` NULL the client is in
+/// `callback(userdata, &event)` on one of tether's few shared dispatch
+/// threads (one event at a time, in order); with `callback` NULL the client is in
 /// poll mode (`tether_client_poll_event`, `tether_client_event_fd`) and
 /// `userdata` is ignored. The caller owns the handle and releases it with
 /// `tether_client_free`.
@@ -190,7 +190,7 @@ pub extern "C" fn tether_client_new(
         let _ctx = rt.enter();
         let connector =
             endpoint::connector(&addr, &transport).map_err(|e| address::endpoint_error(&e))?;
-        let (delivery, sink) = Delivery::new(callback, userdata, "tether-client-cb")?;
+        let (delivery, sink) = Delivery::new(callback, userdata)?;
         let client = Client::spawn(connector, core).map_err(config_error)?;
         let handle = client.handle();
         // Events wait until the handle exists, so that every event (the
@@ -213,8 +213,9 @@ pub extern "C" fn tether_client_new(
 async fn pump(mut client: Client, sink: Sink, handle: tokio::sync::oneshot::Receiver<u64>) {
     let Ok(object) = handle.await else { return };
     let mut events = ClientEvents::new(object);
-    while let Some(event) = client.next_event().await {
-        if !sink.push(events.convert(event)) {
+    let mut burst = Vec::with_capacity(BURST);
+    while client.next_events(&mut burst, BURST).await > 0 {
+        if !sink.push_all(burst.drain(..).map(|e| events.convert(e))) {
             break;
         }
     }

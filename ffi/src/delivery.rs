@@ -1,57 +1,48 @@
 //! Getting events from tether's runtime to C, in one of two modes chosen at
 //! creation:
 //!
-//! * **callback**: a tether-owned dispatch thread per object calls
-//!   `callback(userdata, &event)`, one event at a time, in order;
+//! * **callback**: the shared dispatcher (`dispatch`) calls
+//!   `callback(userdata, &event)` on one of its few threads, one event at a
+//!   time per object, in order;
 //! * **poll**: events wait in a queue; C takes them with `*_poll_event` and
 //!   can sleep on a file descriptor that is readable while the queue is not
 //!   empty.
 //!
 //! Stopping (on `_free`) guarantees that once it returns no callback runs or
-//! will run, except when it is called from the object's own callback
-//! (mosquitto #1067): then it cannot wait for itself, so it marks the
-//! dispatcher stopped and detaches it; the thread finishes when the
-//! callback returns, and the event being delivered (owned by that thread)
-//! stays valid until then.
+//! will run, except when it is called from the object's own callback; see
+//! `dispatch`.
 
+use crate::dispatch::{Lane, UserData};
 use crate::event::{tether_event, tether_event_callback, OwnedEvent};
 use crate::notify::Notifier;
 use crate::panic::fail;
 use crate::result::tether_result;
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
-
-pub(crate) enum Msg {
-    Event(OwnedEvent),
-    Stop,
-}
-
-struct UserData(*mut c_void);
-// SAFETY: the userdata pointer is only handed back to the C callback, which
-// the API documents as running on the dispatch thread.
-unsafe impl Send for UserData {}
 
 /// Where the runtime side pushes events.
 #[derive(Clone)]
 pub(crate) enum Sink {
-    Callback(mpsc::Sender<Msg>),
+    Callback(Arc<Lane>),
     /// Weak, so that the queue (and its descriptor) goes away with the
     /// object, not whenever the runtime drops the pump.
     Poll(Weak<PollQueue>),
 }
 
+/// Events the runtime side takes from an object at once (one lock and one
+/// wake-up of the C side per burst, not per event).
+pub(crate) const BURST: usize = 256;
+
 impl Sink {
-    /// Hands over one event; `false` once the object is gone.
-    pub(crate) fn push(&self, event: OwnedEvent) -> bool {
+    /// Hands over a burst of events, in order; `false` once the object is
+    /// gone.
+    pub(crate) fn push_all(&self, events: impl Iterator<Item = OwnedEvent>) -> bool {
         match self {
-            Sink::Callback(tx) => tx.send(Msg::Event(event)).is_ok(),
+            Sink::Callback(lane) => lane.push_all(events),
             Sink::Poll(q) => match q.upgrade() {
                 Some(q) => {
-                    q.push(event);
+                    q.push_all(events);
                     true
                 }
                 None => false,
@@ -62,22 +53,20 @@ impl Sink {
 
 /// The C side of an object's event delivery.
 pub(crate) enum Delivery {
-    Callback(Dispatcher),
+    Callback(Arc<Lane>),
     Poll(Arc<PollQueue>),
 }
 
 impl Delivery {
-    /// Callback mode when `callback` is set, else poll mode. `name` names
-    /// the dispatch thread.
+    /// Callback mode when `callback` is set, else poll mode.
     pub(crate) fn new(
         callback: tether_event_callback,
         userdata: *mut c_void,
-        name: &str,
     ) -> Result<(Self, Sink), tether_result> {
         match callback {
             Some(cb) => {
-                let (d, tx) = Dispatcher::spawn(cb, UserData(userdata), name)?;
-                Ok((Delivery::Callback(d), Sink::Callback(tx)))
+                let lane = Lane::new(cb, UserData(userdata))?;
+                Ok((Delivery::Callback(lane.clone()), Sink::Callback(lane)))
             }
             None => {
                 let q = Arc::new(PollQueue::new()?);
@@ -120,73 +109,6 @@ impl Delivery {
     }
 }
 
-/// A dispatch thread calling the C callback.
-pub(crate) struct Dispatcher {
-    tx: mpsc::Sender<Msg>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    stopped: Arc<AtomicBool>,
-}
-
-type Callback = unsafe extern "C" fn(*mut c_void, *const tether_event);
-
-impl Dispatcher {
-    fn spawn(
-        cb: Callback,
-        userdata: UserData,
-        name: &str,
-    ) -> Result<(Self, mpsc::Sender<Msg>), tether_result> {
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let stopped = Arc::new(AtomicBool::new(false));
-        let flag = stopped.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let userdata = userdata;
-                while let Ok(Msg::Event(event)) = rx.recv() {
-                    if flag.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let view = event.view();
-                    // SAFETY: the callback and userdata come from C, which
-                    // promised a callable function; `view` and its data live
-                    // until after the call.
-                    unsafe { cb(userdata.0, &view) };
-                    drop(event);
-                    if flag.load(Ordering::Acquire) {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| {
-                fail(
-                    tether_result::Io,
-                    format!("cannot start a dispatch thread: {e}"),
-                )
-            })?;
-        let d = Dispatcher {
-            tx: tx.clone(),
-            thread: Mutex::new(Some(thread)),
-            stopped,
-        };
-        Ok((d, tx))
-    }
-
-    fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        let _ = self.tx.send(Msg::Stop);
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            if thread.thread().id() == std::thread::current().id() {
-                // Called from our own callback: the thread ends when the
-                // callback returns. Detach instead of waiting for ourselves.
-                drop(thread);
-            } else {
-                let _ = thread.join();
-            }
-        }
-    }
-}
-
 /// Poll-mode queue with its readiness descriptor.
 pub(crate) struct PollQueue {
     state: Mutex<PollState>,
@@ -222,12 +144,13 @@ impl PollQueue {
 
     // The descriptor is raised and cleared under the queue lock, so it is
     // readable exactly while the queue is non-empty.
-    fn push(&self, event: OwnedEvent) {
+    fn push_all(&self, events: impl Iterator<Item = OwnedEvent>) {
         let mut s = self.lock();
-        if s.queue.is_empty() {
+        let was_empty = s.queue.is_empty();
+        s.queue.extend(events);
+        if was_empty && !s.queue.is_empty() {
             self.notifier.raise();
         }
-        s.queue.push_back(event);
     }
 
     fn pop(&self) -> Option<tether_event> {

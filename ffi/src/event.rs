@@ -165,12 +165,14 @@ pub struct tether_event {
 /// Receives events in callback mode: `userdata` as given at creation, then
 /// the event, borrowed for the duration of the call.
 ///
-/// Threading: called on a dispatch thread that tether owns, one per client
-/// or server, never on the caller's thread and never concurrently for the
-/// same object; events of one object arrive in order. The callback may call
+/// Threading: called on one of a few dispatch threads that tether owns and
+/// shares between all callback-mode objects (2 to 4, by the machine's
+/// cores), never on the caller's thread; one object's callbacks always run
+/// on the same one of them, never concurrently, its events in order. The callback may call
 /// any tether function, including `_free` of its own object (the current
 /// call completes normally and no further call follows). It should return
-/// promptly: events of that object queue up behind it.
+/// promptly: while it runs it holds a dispatch thread, and other objects'
+/// events wait for a free one (their connections go on).
 pub type tether_event_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const tether_event)>;
 
@@ -220,7 +222,7 @@ impl OwnedEvent {
         }
     }
 
-    fn message(object: u64, conn: u64, data: Bytes) -> Self {
+    pub(crate) fn message(object: u64, conn: u64, data: Bytes) -> Self {
         let mut e = Self::new(tether_event_kind::Message, object);
         e.base.conn = conn;
         e.base.len = data.len();

@@ -47,6 +47,7 @@ pub mod client;
 pub mod conn;
 mod conn_id;
 mod delivery;
+mod dispatch;
 pub mod event;
 mod handle;
 pub mod limits;

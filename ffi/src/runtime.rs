@@ -95,6 +95,8 @@ pub extern "C" fn tether_shutdown() -> tether_result {
         crate::monitor::free_all();
         crate::backoff::free_all();
         crate::transport_options::free_all();
+        // Every callback lane is stopped by now: the dispatch threads end.
+        crate::dispatch::shutdown();
         let rt = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(rt) = rt {
             // Other holders are calls in flight on other threads; the last

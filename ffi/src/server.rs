@@ -5,7 +5,7 @@ use crate::address;
 use crate::backoff::config_error;
 use crate::conn::{opening_from_c, opening_to_c};
 use crate::conn_id::{conn_id, handle_error};
-use crate::delivery::{Delivery, Sink};
+use crate::delivery::{Delivery, Sink, BURST};
 use crate::event::{tether_event, tether_event_callback, ServerEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
@@ -147,7 +147,7 @@ pub extern "C" fn tether_server_config_default(
 /// `config` may be NULL for the defaults; strings and structs, and the
 /// transport options object, are borrowed for the call only. Delivery mode
 /// as for `tether_client_new`: with a `callback`, events go to
-/// `callback(userdata, &event)` on a dispatch thread owned by this server;
+/// `callback(userdata, &event)` on one of tether's shared dispatch threads;
 /// with NULL, poll them with `tether_server_poll_event` /
 /// `tether_server_event_fd`. Every event of a connection carries the peer's
 /// address (`tether_event.peer`). The caller owns the handle and releases
@@ -194,7 +194,7 @@ pub extern "C" fn tether_server_new(
             Server::spawn(acceptor, core).map_err(config_error)?
         };
         let local_addr = server.local_addr();
-        let (delivery, sink) = Delivery::new(callback, userdata, "tether-server-cb")?;
+        let (delivery, sink) = Delivery::new(callback, userdata)?;
         let server = Arc::new(Mutex::new(Some(server)));
         // Events wait until the handle exists, so that every event (the
         // first callback included) can carry it.
@@ -236,13 +236,16 @@ fn bind_error(endpoint: &Endpoint, e: io::Error) -> tether_result {
 /// The next event of the shared server, without holding its lock across an
 /// await (the receive is cancel-safe, so polling a fresh future each time
 /// loses nothing).
-async fn next_event(server: &Mutex<Option<Server>>) -> Option<ServerEvent> {
+/// Waits for a burst of events (`Server::next_events`, cancel-safe, so
+/// polled afresh under the lock each time); 0 once they ended or the
+/// server is gone.
+async fn next_events(server: &Mutex<Option<Server>>, out: &mut Vec<ServerEvent>) -> usize {
     std::future::poll_fn(|cx| {
         let mut guard = lock(server);
         let Some(s) = guard.as_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(0);
         };
-        let fut = pin!(s.next_event());
+        let fut = pin!(s.next_events(out, BURST));
         fut.poll(cx)
     })
     .await
@@ -255,8 +258,9 @@ async fn pump(
 ) {
     let Ok(object) = handle.await else { return };
     let mut events = ServerEvents::new(object);
-    while let Some(event) = next_event(&server).await {
-        if !sink.push(events.convert(event)) {
+    let mut burst = Vec::with_capacity(BURST);
+    while next_events(&server, &mut burst).await > 0 {
+        if !sink.push_all(burst.drain(..).map(|e| events.convert(e))) {
             break;
         }
     }

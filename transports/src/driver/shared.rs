@@ -406,11 +406,13 @@ impl<L: Link> Carrier<L> {
         let Some(wired) = self.wired.as_mut() else {
             return false;
         };
-        wired.take_control();
+        // One clock read per write attempt, for the machine's frames and
+        // the progress it records.
+        let at = now();
+        wired.take_control(at);
         if wired.outgoing.is_empty() && !self.flushing {
             return false;
         }
-        let at = now();
         let before = wired.outgoing.len();
         let (handoff, room) = match wired.poll_write(cx) {
             Poll::Ready(Ok(())) => {
@@ -460,10 +462,13 @@ impl<L: Link> Carrier<L> {
             Delivery::Queued => self.receive_limit.saturating_sub(self.received.len()),
             Delivery::Callback | Delivery::Discard => usize::MAX,
         };
+        // One clock read per turn, at its first frame: the frames of one
+        // turn arrived together.
+        let mut at = None;
         while !wired.conn.is_closed() && wired.conn.wants_read() && read < room {
             match wired.link.poll_recv(&mut cx) {
                 Poll::Ready(frame) => {
-                    wired.handle_recv(frame);
+                    wired.handle_recv(frame, *at.get_or_insert_with(now));
                     read += 1;
                     if read == READ_BUDGET {
                         more = true;

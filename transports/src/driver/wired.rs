@@ -9,6 +9,7 @@ use crate::link::{Link, LinkExt};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tether_core::codec::Frame;
 use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Side};
 use tether_core::{Cause, DisconnectReason};
@@ -62,7 +63,7 @@ impl<L: Link> Wired<L> {
         let mut wired = Self::new(link, conn);
         let mut timer = Timer::new();
         loop {
-            if wired.take_control() {
+            if wired.take_control(now()) {
                 wired.write(std::future::pending()).await;
             }
             while let Some(event) = wired.conn.poll_event() {
@@ -75,7 +76,7 @@ impl<L: Link> Wired<L> {
             }
             timer.arm(wired.conn.poll_timeout());
             tokio::select! {
-                frame = wired.link.recv() => wired.handle_recv(frame),
+                frame = wired.link.recv() => wired.handle_recv(frame, now()),
                 () = timer.fired() => wired.handle_timeout(),
             }
         }
@@ -91,10 +92,10 @@ impl<L: Link> Wired<L> {
         }
     }
 
-    /// Hands what `Link::recv` returned to the machine.
-    pub(crate) fn handle_recv(&mut self, frame: Result<Frame, DisconnectReason>) {
+    /// Hands what `Link::recv` returned at `at` to the machine.
+    pub(crate) fn handle_recv(&mut self, frame: Result<Frame, DisconnectReason>, at: Instant) {
         match frame {
-            Ok(frame) => self.conn.handle_frame(now(), frame),
+            Ok(frame) => self.conn.handle_frame(at, frame),
             Err(reason) => self.conn.handle_closed(reason.into()),
         }
     }
@@ -104,10 +105,9 @@ impl<L: Link> Wired<L> {
         self.conn.handle_timeout(now());
     }
 
-    /// Moves the frames the machine wants sent (pongs, a ping) to the front
-    /// of the next write; true if there were any.
-    pub(crate) fn take_control(&mut self) -> bool {
-        let at = now();
+    /// Moves the frames the machine wants sent at `at` (pongs, a ping) to
+    /// the front of the next write; true if there were any.
+    pub(crate) fn take_control(&mut self, at: Instant) -> bool {
         let mut any = false;
         let mut control = Vec::new();
         while let Some(frame) = self.conn.poll_frame(at) {
