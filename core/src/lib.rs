@@ -54,6 +54,7 @@ pub mod registry;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slab;
+pub mod slots;
 pub mod supervisor;
 
 pub use cause::{Cause, Detail};

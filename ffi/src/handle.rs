@@ -21,10 +21,9 @@
 //! `Arc` before doing its work, so a concurrent free only makes later calls
 //! stale; the object itself goes away when the last in-flight call returns.
 //!
-//! Resolving takes no lock: the slots sit in chunks that are allocated
-//! once and never move (chunk `c` holds `BASE << c` slots), each slot's
-//! object in an `ArcSwapOption` that any thread reads without blocking,
-//! and each object records the generation it was issued under. So the hot
+//! Resolving takes no lock: the objects sit in `tether_core::slots`
+//! (chunks that never move, each slot read by any thread without
+//! blocking), and each object records the generation it was issued under. So the hot
 //! calls (`tether_client_send`, `tether_server_send`,
 //! `tether_registry_touch`) from many threads never wait for one another
 //! on the table; only creating and freeing objects take its lock.
@@ -36,11 +35,11 @@
 
 use crate::panic::fail;
 use crate::result::tether_result;
-use arc_swap::ArcSwapOption;
 use std::collections::VecDeque;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tether_core::slots::{AtomicSlots, MAX_SLOTS};
 
 /// The object kinds, encoded in the top byte of a handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +69,7 @@ impl Kind {
 }
 
 const INDEX_BITS: u32 = 24;
-const MAX_SLOTS: usize = 1 << INDEX_BITS;
-
-/// Slots in the first chunk; each next chunk is twice the one before.
-const BASE: usize = 64;
-
-/// Chunks enough for `MAX_SLOTS`: `BASE * (2^CHUNKS - 1) >= MAX_SLOTS`.
-const CHUNKS: usize = 19;
-
-/// The chunk holding slot `index` and the slot's place in it.
-fn locate(index: usize) -> (usize, usize) {
-    let n = index / BASE + 1;
-    let chunk = (usize::BITS - 1 - n.leading_zeros()) as usize;
-    (chunk, index - BASE * ((1 << chunk) - 1))
-}
+const _: () = assert!(MAX_SLOTS == 1 << INDEX_BITS);
 
 /// A live object, the generation it was issued under, and whether a call
 /// on it panicked.
@@ -121,24 +107,19 @@ impl<T> Drop for Held<T> {
     }
 }
 
-struct Slot<T> {
-    /// The generation the slot's next (or current) object gets; written
-    /// under the table's lock.
-    generation: AtomicU32,
-    value: ArcSwapOption<Entry<T>>,
-}
-
 /// Which slots are in use; only creating and freeing objects touch it.
 struct Alloc {
     /// Free slot indices, reused oldest first so that a freed handle's
     /// generation stays unreused as long as possible.
     free: VecDeque<u32>,
+    /// The generation each slot's next (or current) object gets.
+    generations: Vec<u32>,
 }
 
 /// A table of live objects of one kind.
 pub(crate) struct HandleTable<T> {
     kind: Kind,
-    chunks: [OnceLock<Box<[Slot<T>]>>; CHUNKS],
+    slots: AtomicSlots<Entry<T>>,
     /// Slots ever handed out (indices below it exist).
     len: AtomicUsize,
     alloc: Mutex<Alloc>,
@@ -160,10 +141,11 @@ impl<T> HandleTable<T> {
     pub(crate) const fn new(kind: Kind) -> Self {
         Self {
             kind,
-            chunks: [const { OnceLock::new() }; CHUNKS],
+            slots: AtomicSlots::new(),
             len: AtomicUsize::new(0),
             alloc: Mutex::new(Alloc {
                 free: VecDeque::new(),
+                generations: Vec::new(),
             }),
         }
     }
@@ -174,26 +156,6 @@ impl<T> HandleTable<T> {
         self.alloc.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Slot `index`, if its chunk exists.
-    fn slot(&self, index: usize) -> Option<&Slot<T>> {
-        let (chunk, at) = locate(index);
-        self.chunks.get(chunk)?.get()?.get(at)
-    }
-
-    /// Slot `index`, creating its chunk (under the table's lock).
-    fn slot_or_create(&self, index: usize) -> &Slot<T> {
-        let (chunk, at) = locate(index);
-        let slots = self.chunks[chunk].get_or_init(|| {
-            (0..BASE << chunk)
-                .map(|_| Slot {
-                    generation: AtomicU32::new(1),
-                    value: ArcSwapOption::const_empty(),
-                })
-                .collect()
-        });
-        &slots[at]
-    }
-
     /// Stores `value` and returns its handle; `Full` when 2^24 objects of
     /// this kind are alive at once.
     pub(crate) fn insert(&self, value: T) -> Result<u64, tether_result> {
@@ -201,26 +163,26 @@ impl<T> HandleTable<T> {
         let index = match alloc.free.pop_front() {
             Some(i) => i as usize,
             None => {
-                let len = self.len.load(Ordering::Relaxed);
+                let len = alloc.generations.len();
                 if len >= MAX_SLOTS {
                     return Err(fail(
                         tether_result::Full,
                         format!("too many live {} objects", self.kind.name()),
                     ));
                 }
+                alloc.generations.push(1);
                 len
             }
         };
-        let slot = self.slot_or_create(index);
-        let generation = slot.generation.load(Ordering::Relaxed);
-        slot.value.store(Some(Arc::new(Entry {
+        let generation = alloc.generations[index];
+        let entry = Arc::new(Entry {
             value,
             generation,
             dead: AtomicBool::new(false),
-        })));
-        if index == self.len.load(Ordering::Relaxed) {
-            self.len.store(index + 1, Ordering::Release);
-        }
+        });
+        // In range: `index` < `MAX_SLOTS` was checked above.
+        let _ = self.slots.store(index, Some(entry));
+        self.len.store(alloc.generations.len(), Ordering::Release);
         drop(alloc);
         Ok(encode(self.kind, index as u32, generation))
     }
@@ -262,8 +224,7 @@ impl<T> HandleTable<T> {
     /// earlier call on it panicked. Takes no lock.
     pub(crate) fn get(&self, raw: u64) -> Result<Held<T>, tether_result> {
         let (index, generation) = self.index_of(raw)?;
-        let slot = self.slot(index).ok_or_else(|| self.invalid(raw))?;
-        match slot.value.load_full() {
+        match self.slots.load(index) {
             Some(v) if v.generation == generation => {
                 if v.dead.load(Ordering::Acquire) {
                     return Err(fail(
@@ -288,15 +249,11 @@ impl<T> HandleTable<T> {
         }
         let mut alloc = self.lock();
         let (index, generation) = self.index_of(raw)?;
-        let slot = self.slot(index).ok_or_else(|| self.invalid(raw))?;
-        let current = slot.value.load();
-        if current.as_ref().map(|v| v.generation) != Some(generation) {
+        if self.slots.peek(index, |v| v.map(|v| v.generation)) != Some(generation) {
             return Err(self.stale());
         }
-        drop(current);
-        let value = slot.value.swap(None);
-        let g = slot.generation.load(Ordering::Relaxed);
-        slot.generation.store(next_generation(g), Ordering::Relaxed);
+        let value = self.slots.store(index, None).unwrap_or(None);
+        alloc.generations[index] = next_generation(generation);
         alloc.free.push_back(index as u32);
         Ok(value)
     }
@@ -305,13 +262,9 @@ impl<T> HandleTable<T> {
     pub(crate) fn drain(&self) -> Vec<Arc<Entry<T>>> {
         let mut alloc = self.lock();
         let mut all = Vec::new();
-        for index in 0..self.len.load(Ordering::Acquire) {
-            let Some(slot) = self.slot(index) else {
-                continue;
-            };
-            if let Some(v) = slot.value.swap(None) {
-                let g = slot.generation.load(Ordering::Relaxed);
-                slot.generation.store(next_generation(g), Ordering::Relaxed);
+        for index in 0..alloc.generations.len() {
+            if let Ok(Some(v)) = self.slots.store(index, None) {
+                alloc.generations[index] = next_generation(alloc.generations[index]);
                 all.push(v);
                 alloc.free.push_back(index as u32);
             }
@@ -396,20 +349,6 @@ mod tests {
             t.get(a & !0xffff_ffff).unwrap_err(),
             tether_result::InvalidHandle
         );
-    }
-
-    #[test]
-    fn slots_map_onto_chunks_without_gaps_up_to_the_last_index() {
-        let mut expected = (0, 0);
-        for index in 0..(BASE * 8) {
-            assert_eq!(locate(index), expected, "index {index}");
-            expected.1 += 1;
-            if expected.1 == BASE << expected.0 {
-                expected = (expected.0 + 1, 0);
-            }
-        }
-        let (chunk, at) = locate(MAX_SLOTS - 1);
-        assert!(chunk < CHUNKS && at < BASE << chunk);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use tether_core::ConfigError;
-use tether_transports::driver::{Server, ServerConfig, ServerEvent, ServerSendError};
+use tether_transports::driver::{Server, ServerConfig, ServerEvent, ServerHandle, ServerSendError};
 use tether_transports::endpoint;
 use tether_transports::quic::QuicConfigError;
 use tether_transports::tcp::TcpOptions;
@@ -82,6 +82,8 @@ pub struct tether_server {
 struct ServerObj {
     /// `None` once freed; shared with the pump, which reads events from it.
     server: Arc<Mutex<Option<Server>>>,
+    /// Sends by connection id without the lock above (the hot call).
+    sender: ServerHandle,
     local_addr: SocketAddr,
     pump: JoinHandle<()>,
     delivery: Delivery,
@@ -194,6 +196,7 @@ pub extern "C" fn tether_server_new(
             Server::spawn(acceptor, core).map_err(config_error)?
         };
         let local_addr = server.local_addr();
+        let sender = server.handle();
         let (delivery, sink) = Delivery::new(callback, userdata)?;
         let server = Arc::new(Mutex::new(Some(server)));
         // Events wait until the handle exists, so that every event (the
@@ -202,6 +205,7 @@ pub extern "C" fn tether_server_new(
         let pump = rt.spawn(pump(server.clone(), sink, handle));
         let id = SERVERS.insert(ServerObj {
             server,
+            sender,
             local_addr,
             pump,
             delivery,
@@ -233,11 +237,9 @@ fn bind_error(endpoint: &Endpoint, e: io::Error) -> tether_result {
     }
 }
 
-/// The next event of the shared server, without holding its lock across an
-/// await (the receive is cancel-safe, so polling a fresh future each time
-/// loses nothing).
-/// Waits for a burst of events (`Server::next_events`, cancel-safe, so
-/// polled afresh under the lock each time); 0 once they ended or the
+/// Waits for a burst of events of the shared server, without holding its
+/// lock across an await (`Server::next_events` is cancel-safe, so polling
+/// a fresh future each time loses nothing); 0 once they ended or the
 /// server is gone.
 async fn next_events(server: &Mutex<Option<Server>>, out: &mut Vec<ServerEvent>) -> usize {
     std::future::poll_fn(|cx| {
@@ -299,17 +301,18 @@ pub extern "C" fn tether_server_send(
     guard(|| {
         let data = bytes(data, len, "data")?;
         let id = conn_id(conn)?;
-        SERVERS.get(server.id)?.with(|s| {
-            s.try_send(id, Bytes::copy_from_slice(data))
-                .map_err(|e| match e {
-                    ServerSendError::Full => tether_result::Full,
-                    ServerSendError::Handle(h) => handle_error(h, conn),
-                    ServerSendError::TooLarge { len, max } => fail(
-                        tether_result::MessageTooLarge,
-                        format!("message of {len} bytes exceeds the transport's maximum of {max}"),
-                    ),
-                })
-        })
+        SERVERS
+            .get(server.id)?
+            .sender
+            .try_send(id, Bytes::copy_from_slice(data))
+            .map_err(|e| match e {
+                ServerSendError::Full => tether_result::Full,
+                ServerSendError::Handle(h) => handle_error(h, conn),
+                ServerSendError::TooLarge { len, max } => fail(
+                    tether_result::MessageTooLarge,
+                    format!("message of {len} bytes exceeds the transport's maximum of {max}"),
+                ),
+            })
     })
 }
 

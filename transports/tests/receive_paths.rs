@@ -174,3 +174,87 @@ async fn a_taken_server_connection_reads_sends_and_ends_once() {
     );
     client.close();
 }
+
+/// `ServerHandle` finds connections by id without a lock: sends from many
+/// tasks at once reach every connection, each task's in order; an id that
+/// ended is refused, also after a new connection took over its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_handles_send_by_id_from_many_tasks_and_refuse_ended_ids() {
+    const TASKS: u64 = 4;
+    const EACH: u64 = 500;
+    let mut server = tcp_server(ServerConfig::default()).await;
+    let port = server.local_addr().port();
+    let mut seen = Vec::new();
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut client = tcp_client(port, ClientConfig::default());
+        wait_connected(&mut client, &mut Vec::new()).await;
+        ids.push(wait_accepted(&mut server, &mut seen).await);
+        clients.push(client);
+    }
+    let senders: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (handle, ids) = (server.handle(), ids.clone());
+            tokio::spawn(async move {
+                for seq in 0..EACH {
+                    for id in &ids {
+                        let mut msg = numbered(seq, 16);
+                        msg = Bytes::from([&msg[..8], &task.to_be_bytes()[..]].concat());
+                        handle.send(*id, msg).await.expect("send by id");
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in &mut clients {
+        let mut next = [0u64; TASKS as usize];
+        let mut got = 0;
+        while got < TASKS * EACH {
+            match tokio::time::timeout(Duration::from_secs(20), client.next_event())
+                .await
+                .expect("messages keep coming")
+            {
+                Some(ClientEvent::Message(m)) => {
+                    let task = u64::from_be_bytes(m[8..16].try_into().unwrap()) as usize;
+                    assert_eq!(number(&m), next[task], "each task's messages in order");
+                    next[task] += 1;
+                    got += 1;
+                }
+                other => panic!("unexpected: {other:?}"),
+            }
+        }
+    }
+    for s in senders {
+        s.await.expect("sender");
+    }
+
+    // One client leaves; its id is refused from then on.
+    let gone = ids[0];
+    clients.remove(0).close();
+    let (closed, _) = wait_closed(&mut server, &mut seen, Duration::from_secs(10)).await;
+    assert_eq!(closed, gone);
+    let handle = server.handle();
+    assert!(matches!(
+        handle.try_send(gone, Bytes::from_static(b"late")),
+        Err(ServerSendError::Handle(_))
+    ));
+    // A new connection reuses the slot under a new generation: the old id
+    // stays refused, the new one works.
+    let mut client = tcp_client(port, ClientConfig::default());
+    wait_connected(&mut client, &mut Vec::new()).await;
+    let fresh = wait_accepted(&mut server, &mut seen).await;
+    assert_ne!(fresh, gone);
+    assert_eq!(fresh.index(), gone.index(), "the freed slot was reused");
+    assert!(handle.try_send(gone, Bytes::from_static(b"late")).is_err());
+    handle
+        .try_send(fresh, Bytes::from_static(b"hello"))
+        .expect("the new connection takes sends");
+    match tokio::time::timeout(Duration::from_secs(10), client.next_event())
+        .await
+        .expect("the message came")
+    {
+        Some(ClientEvent::Message(m)) => assert_eq!(&m[..], b"hello"),
+        other => panic!("unexpected: {other:?}"),
+    }
+}

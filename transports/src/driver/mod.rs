@@ -18,6 +18,8 @@ mod wired;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientHandle, SendError};
 pub use guarded::panic_text;
-pub use server::{Acceptor, Server, ServerConfig, ServerConn, ServerEvent, ServerSendError};
+pub use server::{
+    Acceptor, Server, ServerConfig, ServerConn, ServerEvent, ServerHandle, ServerSendError,
+};
 /// The longest queue a client or server accepts (`tether_core::limits`).
 pub use tether_core::limits::MAX_QUEUE;

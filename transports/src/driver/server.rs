@@ -22,6 +22,7 @@ use tether_core::limits;
 use tether_core::liveness::{HeartbeatConfig, Policy};
 use tether_core::registry::ConnId;
 use tether_core::slab::Slab;
+use tether_core::slots::{AtomicSlots, MAX_SLOTS};
 use tether_core::{Cause, ConfigError, Detail, DisconnectReason, HandleError};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -181,7 +182,78 @@ fn end(reason: &OnceLock<Cause>, cancel: &CancellationToken, cause: Cause) -> bo
     first
 }
 
-type Conns = Arc<Mutex<Slab<Conn>>>;
+type Conns = Arc<ConnTable>;
+
+/// A server's open connections: the slab (ids, iteration, removal) under
+/// a lock, and beside it what the send path needs of each, by slot, read
+/// without one (`tether_core::slots`), so that `send(id)` from many tasks
+/// never waits on the table.
+#[derive(Default)]
+struct ConnTable {
+    slab: Mutex<Slab<Conn>>,
+    sendable: AtomicSlots<Sendable>,
+}
+
+/// What `send(id)` needs of an open connection.
+struct Sendable {
+    generation: u32,
+    shared: Live,
+    reason: Arc<OnceLock<Cause>>,
+}
+
+impl ConnTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slab<Conn>> {
+        self.slab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, conn: Conn) -> ConnId {
+        let mut slab = self.lock();
+        let (shared, reason) = (conn.shared.clone(), conn.reason.clone());
+        let id = slab.insert(conn);
+        let sendable = Sendable {
+            generation: id.generation(),
+            shared,
+            reason,
+        };
+        // An index past the slots' range is looked up in the slab instead.
+        let _ = self
+            .sendable
+            .store(id.index() as usize, Some(Arc::new(sendable)));
+        id
+    }
+
+    fn remove(&self, id: ConnId) -> Result<Conn, HandleError> {
+        let mut slab = self.lock();
+        let conn = slab.remove(id)?;
+        let _ = self.sendable.store(id.index() as usize, None);
+        Ok(conn)
+    }
+
+    fn drain(&self) -> Vec<(ConnId, Conn)> {
+        let mut slab = self.lock();
+        let all = slab.drain();
+        for (id, _) in &all {
+            let _ = self.sendable.store(id.index() as usize, None);
+        }
+        all
+    }
+
+    /// The shared state of connection `id` while it is open and not
+    /// ending; no lock taken.
+    fn live(&self, id: ConnId) -> Option<Live> {
+        let index = id.index() as usize;
+        if index >= MAX_SLOTS {
+            let slab = self.lock();
+            return match slab.get(id) {
+                Ok(conn) if !conn.ending() => Some(conn.shared.clone()),
+                _ => None,
+            };
+        }
+        let sendable = self.sendable.load(index)?;
+        (sendable.generation == id.generation() && sendable.reason.get().is_none())
+            .then(|| sendable.shared.clone())
+    }
+}
 
 enum HubMsg {
     /// A connection whose opening exchange is done.
@@ -203,7 +275,7 @@ impl Failure {
     fn report(self, text: String) {
         self.shutdown.cancel();
         let cause = Cause::new(DisconnectReason::Internal, text);
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner()).drain();
+        let conns = self.conns.drain();
         for (id, conn) in conns {
             conn.end(cause.clone());
             let _ = self.events.send(ServerEvent::Closed {
@@ -234,9 +306,10 @@ impl Failure {
 /// ```
 pub struct Server {
     conns: Conns,
+    /// Sends by id (shares `conns`).
+    handle: ServerHandle,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     local_addr: SocketAddr,
-    max_message: usize,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -281,10 +354,13 @@ impl Server {
         let failed = hub.failure();
         let hub_task = spawn_guarded(hub.run(hub_rx), move |text| failed.report(text));
         Ok(Self {
+            handle: ServerHandle {
+                conns: conns.clone(),
+                max_message,
+            },
             conns,
             events: events_rx,
             local_addr,
-            max_message,
             shutdown,
             tasks: vec![accept_task, hub_task],
         })
@@ -313,59 +389,35 @@ impl Server {
         self.events.try_recv().ok()
     }
 
-    fn check_size(&self, data: &Bytes) -> Result<(), ServerSendError> {
-        if data.len() > self.max_message {
-            return Err(ServerSendError::TooLarge {
-                len: data.len(),
-                max: self.max_message,
-            });
-        }
-        Ok(())
-    }
-
     /// The largest message the transport carries, in bytes.
     pub fn max_message(&self) -> usize {
-        self.max_message
+        self.handle.max_message
     }
 
-    /// The shared state of connection `id` while it is open and not ending.
-    fn live(&self, id: ConnId) -> Result<Live, ServerSendError> {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        match conns.get(id) {
-            Ok(conn) if !conn.ending() => Ok(conn.shared.clone()),
-            _ => Err(HandleError::Stale.into()),
-        }
+    /// A handle for sending by id from other tasks (cheap to clone).
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
     }
 
     /// Sends `data` on connection `id`, waiting while its queue is full.
     /// With room, the message is written to the socket from the calling
     /// task when no earlier write is still waiting for it; otherwise it
-    /// queues behind that write.
+    /// queues behind that write. Finding the connection takes no lock.
     pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
-        self.check_size(&data)?;
-        let shared = self.live(id)?;
-        let mut msg = Some(data);
-        std::future::poll_fn(|cx| shared.poll_send(cx, &mut msg))
-            .await
-            .map_err(|_| ServerSendError::Handle(HandleError::Stale))
+        self.handle.send(id, data).await
     }
 
     /// Sends `data` on connection `id` without waiting (see
     /// [`Server::send`]); `Full` when its queue is full.
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
-        self.check_size(&data)?;
-        match self.live(id)?.try_send(data) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(_)) => Err(ServerSendError::Full),
-            Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),
-        }
+        self.handle.try_send(id, data)
     }
 
     /// Closes connection `id` in an orderly way. Its `Closed` event follows
     /// with reason `ClosedLocally`. A second close, or a close of an id that
     /// already ended, is `Err(Stale)` and touches nothing else.
     pub fn close(&self, id: ConnId) -> Result<(), HandleError> {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = self.conns.lock();
         match conns.get(id) {
             Ok(conn) if conn.end(Cause::closed_by_application()) => Ok(()),
             _ => Err(HandleError::Stale),
@@ -375,7 +427,7 @@ impl Server {
     /// The last round trip measured on connection `id` (a ping of the
     /// server's and the client's pong); `Ok(None)` before the first.
     pub fn rtt(&self, id: ConnId) -> Result<Option<Duration>, HandleError> {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = self.conns.lock();
         let micros = conns.get(id)?.rtt.load(Ordering::Relaxed);
         Ok(micros.checked_sub(1).map(Duration::from_micros))
     }
@@ -409,7 +461,7 @@ impl Server {
     /// # }
     /// ```
     pub fn take_conn(&self, id: ConnId) -> Option<ServerConn> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conns = self.conns.lock();
         let conn = conns.get_mut(id).ok()?;
         if conn.taken || conn.ending() {
             return None;
@@ -421,14 +473,14 @@ impl Server {
             shared: conn.shared.clone(),
             cancel: conn.cancel.clone(),
             reason: conn.reason.clone(),
-            max_message: self.max_message,
+            max_message: self.handle.max_message,
             one: Vec::with_capacity(1),
         })
     }
 
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.conns.lock().len()
     }
 
     /// Stops accepting and closes every connection; each still gets its
@@ -499,33 +551,16 @@ impl ServerConn {
         polled.map(|_| msg)
     }
 
-    fn check_size(&self, data: &Bytes) -> Result<(), ServerSendError> {
-        if data.len() > self.max_message {
-            return Err(ServerSendError::TooLarge {
-                len: data.len(),
-                max: self.max_message,
-            });
-        }
-        Ok(())
-    }
-
     /// Sends `data`, waiting while the queue is full (see [`Server::send`]).
     pub async fn send(&self, data: Bytes) -> Result<(), ServerSendError> {
-        self.check_size(&data)?;
-        let mut msg = Some(data);
-        std::future::poll_fn(|cx| self.shared.poll_send(cx, &mut msg))
-            .await
-            .map_err(|_| ServerSendError::Handle(HandleError::Stale))
+        check_size(self.max_message, &data)?;
+        send_on(&self.shared, data).await
     }
 
     /// Sends `data` without waiting; `Full` when the queue is full.
     pub fn try_send(&self, data: Bytes) -> Result<(), ServerSendError> {
-        self.check_size(&data)?;
-        match self.shared.try_send(data) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(_)) => Err(ServerSendError::Full),
-            Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),
-        }
+        check_size(self.max_message, &data)?;
+        try_send_on(&self.shared, data)
     }
 
     /// Closes the connection in an orderly way (as [`Server::close`]).
@@ -560,13 +595,82 @@ impl Drop for Server {
         for task in &self.tasks {
             task.abort();
         }
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = self.conns.lock();
         for (_, conn) in conns.iter() {
             conn.end(Cause::new(
                 DisconnectReason::ClosedLocally,
                 "the server was dropped",
             ));
         }
+    }
+}
+
+/// The sending side of a server, by connection id: cheap to clone and
+/// usable from any task. Finding a connection takes no lock.
+#[derive(Clone)]
+pub struct ServerHandle {
+    conns: Conns,
+    max_message: usize,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The shared state of connection `id` while it is open and not ending.
+    fn live(&self, id: ConnId) -> Result<Live, ServerSendError> {
+        self.conns
+            .live(id)
+            .ok_or(ServerSendError::Handle(HandleError::Stale))
+    }
+
+    /// As [`Server::send`].
+    pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        send_on(&self.live(id)?, data).await
+    }
+
+    /// As [`Server::try_send`].
+    pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        try_send_on(&self.live(id)?, data)
+    }
+
+    /// The largest message the transport carries, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+}
+
+fn check_size(max: usize, data: &Bytes) -> Result<(), ServerSendError> {
+    if data.len() > max {
+        return Err(ServerSendError::TooLarge {
+            len: data.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Sends on one connection, waiting while its queue is full.
+async fn send_on(shared: &Live, data: Bytes) -> Result<(), ServerSendError> {
+    let mut msg = Some(data);
+    std::future::poll_fn(|cx| shared.poll_send(cx, &mut msg))
+        .await
+        .map_err(|_| ServerSendError::Handle(HandleError::Stale))
+}
+
+/// Sends on one connection without waiting.
+fn try_send_on(shared: &Live, data: Bytes) -> Result<(), ServerSendError> {
+    match shared.try_send(data) {
+        Ok(()) => Ok(()),
+        Err(Refused::Full(_)) => Err(ServerSendError::Full),
+        Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),
     }
 }
 
@@ -663,7 +767,7 @@ impl Hub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slab<Conn>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+        self.conns.lock()
     }
 
     /// Handles one message; `false` when the hub must stop (the server
@@ -676,7 +780,7 @@ impl Hub {
                 }
             }
             HubMsg::Ended(id) => {
-                let removed = self.lock().remove(id);
+                let removed = self.conns.remove(id);
                 if let Ok(conn) = removed {
                     let cause = conn
                         .reason
@@ -711,7 +815,7 @@ impl Hub {
         let reason = conn.reason.clone();
         let cancel = conn.cancel.clone();
         let rtt = conn.rtt.clone();
-        let id = self.lock().insert(conn);
+        let id = self.conns.insert(conn);
         let hub = self.hub_tx.clone();
         let task = ConnTask {
             id,
