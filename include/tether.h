@@ -746,7 +746,10 @@ typedef struct tether_event {
  * any tether function, including `_free` of its own object (the current
  * call completes normally and no further call follows). It should return
  * promptly: while it runs it holds a dispatch thread, and other objects'
- * events wait for a free one (their connections go on).
+ * events wait for a free one (their connections go on). An object keeps
+ * about 1024 events C has not taken (callback or poll mode); past that
+ * tether takes no more from it until C catches up, so a lagging client
+ * stops reading its socket rather than growing.
  */
 typedef void (*tether_event_callback)(void *userdata, const struct tether_event *event);
 

@@ -218,6 +218,8 @@ async fn pump(mut client: Client, sink: Sink, handle: tokio::sync::oneshot::Rece
         if !sink.push_all(burst.drain(..).map(|e| events.convert(e))) {
             break;
         }
+        // A C side that lags holds this object back here.
+        sink.room().await;
     }
 }
 

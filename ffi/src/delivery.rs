@@ -34,6 +34,32 @@ pub(crate) enum Sink {
 /// wake-up of the C side per burst, not per event).
 pub(crate) const BURST: usize = 256;
 
+/// Events an object keeps for C at most (plus one burst): at this many the
+/// pump stops taking more until C has taken them down to [`LOW_WATER`], so
+/// a slow callback or a program that polls rarely holds the Rust side back
+/// (a client's receive queue fills and its socket is no longer read)
+/// instead of memory growing.
+pub(crate) const MAX_WAITING: usize = 4 * BURST;
+
+/// See [`MAX_WAITING`].
+pub(crate) const LOW_WATER: usize = MAX_WAITING / 2;
+
+/// Waits until `len()` is below [`MAX_WAITING`]; `room` is notified (all
+/// waiters) when a consumer takes the count down to [`LOW_WATER`].
+pub(crate) async fn wait_room(room: &tokio::sync::Notify, len: impl Fn() -> usize) {
+    loop {
+        let notified = room.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so a notification between the two
+        // is not lost.
+        notified.as_mut().enable();
+        if len() < MAX_WAITING {
+            return;
+        }
+        notified.await;
+    }
+}
+
 impl Sink {
     /// Hands over a burst of events, in order; `false` once the object is
     /// gone.
@@ -47,6 +73,19 @@ impl Sink {
                 }
                 None => false,
             },
+        }
+    }
+
+    /// Waits while the object holds [`MAX_WAITING`] events or more that C
+    /// has not taken (see there).
+    pub(crate) async fn room(&self) {
+        match self {
+            Sink::Callback(lane) => lane.room().await,
+            Sink::Poll(q) => {
+                if let Some(q) = q.upgrade() {
+                    wait_room(&q.room, || q.lock().queue.len()).await;
+                }
+            }
         }
     }
 }
@@ -113,6 +152,8 @@ impl Delivery {
 pub(crate) struct PollQueue {
     state: Mutex<PollState>,
     notifier: Notifier,
+    /// Notified when C took the queue down to [`LOW_WATER`].
+    room: tokio::sync::Notify,
 }
 
 struct PollState {
@@ -135,6 +176,7 @@ impl PollQueue {
                 current: None,
             }),
             notifier,
+            room: tokio::sync::Notify::new(),
         })
     }
 
@@ -158,6 +200,9 @@ impl PollQueue {
         let event = s.queue.pop_front()?;
         if s.queue.is_empty() {
             self.notifier.clear();
+        }
+        if s.queue.len() == LOW_WATER {
+            self.room.notify_waiters();
         }
         let view = event.view();
         s.current = Some(event);

@@ -21,6 +21,7 @@
 //! for a free thread (their connections go on). Callbacks should return
 //! promptly and hand long work to the application's own threads.
 
+use crate::delivery::{wait_room, LOW_WATER};
 use crate::event::{tether_event, OwnedEvent};
 use crate::panic::fail;
 use crate::result::tether_result;
@@ -57,6 +58,9 @@ pub(crate) struct Lane {
     userdata: UserData,
     /// The pool thread that delivers this lane's events.
     worker: Arc<Worker>,
+    /// Notified when deliveries took the queue down to `LOW_WATER`, and
+    /// on stop.
+    room: tokio::sync::Notify,
 }
 
 struct LaneState {
@@ -83,6 +87,7 @@ impl Lane {
             cb,
             userdata,
             worker: Pool::shared()?.assign(),
+            room: tokio::sync::Notify::new(),
         }))
     }
 
@@ -115,6 +120,20 @@ impl Lane {
         true
     }
 
+    /// Waits while the lane holds `MAX_WAITING` events or more (see
+    /// `delivery::MAX_WAITING`); returns at once when stopped.
+    pub(crate) async fn room(&self) {
+        wait_room(&self.room, || {
+            let s = lock(&self.state);
+            if s.stopped {
+                0
+            } else {
+                s.events.len()
+            }
+        })
+        .await;
+    }
+
     /// Stops delivery: pending events are dropped and, once this returns,
     /// no callback runs (see the module docs for the call from inside a
     /// callback).
@@ -123,6 +142,7 @@ impl Lane {
         let mut s = lock(&self.state);
         s.stopped = true;
         s.events.clear();
+        self.room.notify_waiters();
         while let Some(running) = s.running {
             if running == me {
                 break;
@@ -141,6 +161,9 @@ impl Lane {
                 match s.events.pop_front() {
                     Some(event) if !s.stopped => {
                         s.running = Some(me);
+                        if s.events.len() == LOW_WATER {
+                            self.room.notify_waiters();
+                        }
                         event
                     }
                     _ => {
@@ -310,6 +333,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use std::collections::HashSet;
+    use std::future::Future;
     use std::time::{Duration, Instant};
 
     /// What one test lane saw.
@@ -415,6 +439,43 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(*lock(&seen.order), (0..=5).collect::<Vec<_>>());
         lock(&seen.lane).take();
+    }
+
+    #[test]
+    fn a_lagging_callback_holds_the_producer_back_until_it_catches_up() {
+        use crate::delivery::MAX_WAITING;
+        static GATE: AtomicUsize = AtomicUsize::new(0);
+        unsafe extern "C" fn gated(userdata: *mut c_void, _event: *const tether_event) {
+            // SAFETY: the test passes an `AtomicUsize` that outlives the lane.
+            let delivered = unsafe { &*(userdata as *const AtomicUsize) };
+            while GATE.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            delivered.fetch_add(1, Ordering::SeqCst);
+        }
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let lane = Lane::new(gated, UserData(Arc::as_ptr(&delivered) as *mut c_void)).unwrap();
+        let total = MAX_WAITING + 100;
+        assert!(lane.push_all((0..total as u64).map(event)));
+        let room = lane.room();
+        let mut room = std::pin::pin!(room);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            room.as_mut().poll(&mut cx).is_pending(),
+            "over the limit: the producer waits"
+        );
+        GATE.store(1, Ordering::SeqCst);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), room)
+                .await
+                .expect("room once the callback caught up");
+        });
+        wait_for("every event", || delivered.load(Ordering::SeqCst) == total);
+        lane.stop();
     }
 
     #[test]

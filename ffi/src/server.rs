@@ -265,6 +265,8 @@ async fn pump(
         if !sink.push_all(burst.drain(..).map(|e| events.convert(e))) {
             break;
         }
+        // A C side that lags holds this object back here.
+        sink.room().await;
     }
 }
 

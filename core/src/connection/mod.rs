@@ -603,14 +603,25 @@ impl Connection {
 
     /// A hello (which only a server takes) or welcome (only a client).
     fn on_opening(&mut self, now: Instant, taker: Side, h: Hello) {
+        let what = match taker {
+            Side::Server => "a hello",
+            Side::Client => "a welcome",
+        };
         if self.side != taker {
-            let what = match taker {
-                Side::Server => "a hello",
-                Side::Client => "a welcome",
-            };
             return self.fail(Cause::new(
                 DisconnectReason::ProtocolError,
                 format!("the peer sent {what}, which only the other side may send"),
+            ));
+        }
+        if self.config.opening == Opening::Raw {
+            // The same on every transport: a raw side never answers the
+            // opening (over datagrams it once did, as for a lost welcome).
+            return self.fail(Cause::new(
+                DisconnectReason::ProtocolError,
+                format!(
+                    "the peer sent {what}, but this side runs without the opening exchange \
+                     (opening: raw); set the same opening on both ends"
+                ),
             ));
         }
         match self.phase {

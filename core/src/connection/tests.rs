@@ -560,3 +560,42 @@ fn an_idle_connection_gives_its_queue_memory_back_when_time_passes() {
         assert_eq!(side.early.capacity(), 0);
     }
 }
+
+#[test]
+fn a_raw_side_refuses_the_opening_alike_on_streams_and_datagrams() {
+    let mut raw = config();
+    raw.opening = Opening::Raw;
+    let now = Instant::now();
+    for datagrams in [false, true] {
+        let new = if datagrams {
+            Connection::new_datagram
+        } else {
+            Connection::new
+        };
+        let mut client = new(Side::Client, config(), now).unwrap();
+        let mut server = new(Side::Server, raw, now).unwrap();
+        let mut wire = BytesMut::new();
+        if datagrams {
+            assert!(client.poll_datagram(now, &mut wire), "the hello");
+            server.handle_datagram(now, wire.split().freeze());
+        } else {
+            client.poll_transmit(now, &mut wire);
+            server.handle_bytes(now, &mut wire);
+        }
+        let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+        let causes = closed(&events);
+        assert_eq!(causes.len(), 1, "datagrams {datagrams}: {events:?}");
+        assert_eq!(causes[0].reason, DisconnectReason::ProtocolError);
+        assert!(causes[0].detail.to_string().contains("opening: raw"));
+        let mut out = BytesMut::new();
+        let answered = if datagrams {
+            server.poll_datagram(now, &mut out)
+        } else {
+            server.poll_transmit(now, &mut out)
+        };
+        assert!(
+            !answered || !matches!(codec::decode(&mut out, 64), Ok(Some(Frame::Welcome(_)))),
+            "datagrams {datagrams}: no welcome from a raw side"
+        );
+    }
+}
