@@ -51,6 +51,7 @@ pub mod limits;
 pub mod liveness;
 pub mod reason;
 pub mod registry;
+pub mod release;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slab;

@@ -58,6 +58,7 @@ pub use event::{ConnSendError, ConnectionEvent};
 use crate::cause::human;
 use crate::codec::{self, Frame, Hello, VERSION};
 use crate::liveness::{Liveness, LivenessAction, Monitor, Policy};
+use crate::release::ReleaseIfEmpty;
 use crate::{Cause, ConfigError, DisconnectReason};
 use bytes::{Bytes, BytesMut};
 use send_buffer::SendBuffer;
@@ -383,15 +384,9 @@ impl Connection {
     /// before, so an idle connection holds only the machine itself and a
     /// busy one never pays for its queues twice.
     fn release_idle(&mut self) {
-        if self.pongs.is_empty() {
-            self.pongs = VecDeque::new();
-        }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
-        }
-        if self.early.is_empty() {
-            self.early = Vec::new();
-        }
+        self.pongs.release_if_empty();
+        self.events.release_if_empty();
+        self.early.release_if_empty();
         self.send.release_idle();
     }
 

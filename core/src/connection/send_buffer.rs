@@ -6,6 +6,7 @@
 //! replay it on the next connection); the buffer is the one place that
 //! changes for that.
 
+use crate::release::ReleaseIfEmpty;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -53,9 +54,7 @@ impl SendBuffer {
 
     /// Gives the memory back when nothing is queued.
     pub(crate) fn release_idle(&mut self) {
-        if self.queue.is_empty() {
-            self.queue = VecDeque::new();
-        }
+        self.queue.release_if_empty();
     }
 
     #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::event::{Action, Lifecycle};
 use crate::backoff::Backoff;
+use crate::release::ReleaseIfEmpty;
 use crate::{Cause, DisconnectReason};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -222,10 +223,8 @@ impl<B: Backoff> Supervisor<B> {
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<Action> {
         let action = self.actions.pop_front();
-        if self.actions.is_empty() {
-            // Steps are rare: a supervisor between them holds no queue.
-            self.actions = VecDeque::new();
-        }
+        // Steps are rare: a supervisor between them holds no queue.
+        self.actions.release_if_empty();
         action
     }
 
@@ -241,9 +240,7 @@ impl<B: Backoff> Supervisor<B> {
     /// The next lifecycle event to report.
     pub fn poll_event(&mut self) -> Option<Lifecycle> {
         let event = self.events.pop_front();
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
-        }
+        self.events.release_if_empty();
         event
     }
 

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use tether_core::release::ReleaseIfEmpty;
 
 pub(crate) struct Mailbox<N> {
     notes: Mutex<Notes<N>>,
@@ -58,11 +59,9 @@ impl<N> Mailbox<N> {
     pub(crate) fn poll_note(&self, cx: Option<&mut Context<'_>>) -> Poll<Option<N>> {
         let mut notes = self.lock();
         if let Some(note) = notes.queue.pop_front() {
-            if notes.queue.is_empty() {
-                // Notes are rare (a few per connection): an idle client
-                // holds no room for them.
-                notes.queue = VecDeque::new();
-            }
+            // Notes are rare (a few per connection): an idle client holds
+            // no room for them.
+            notes.queue.release_if_empty();
             return Poll::Ready(Some(note));
         }
         if self.posters.load(Ordering::Acquire) == 0 {

@@ -35,6 +35,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tether_core::codec::Frame;
 use tether_core::connection::ConnectionEvent;
+use tether_core::release::ReleaseIfEmpty;
 use tether_core::Cause;
 
 /// Most frames read per turn before the reader yields, so that sends,
@@ -323,12 +324,8 @@ impl<L: Link> Carrier<L> {
     /// Gives back the memory of every empty queue (when the timer fired
     /// twice with no message between: see `Connection::handle_timeout`).
     fn release_idle(&mut self) {
-        if self.received.is_empty() {
-            self.received = VecDeque::new();
-        }
-        if self.senders.is_empty() {
-            self.senders = Vec::new();
-        }
+        self.received.release_if_empty();
+        self.senders.release_if_empty();
         if let Some(wired) = self.wired.as_mut() {
             wired.release_idle();
         }

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tether_core::codec::Frame;
 use tether_core::connection::{Connection, ConnectionConfig, ConnectionEvent, Side};
+use tether_core::release::ReleaseIfEmpty;
 use tether_core::{Cause, DisconnectReason};
 
 /// How a write ended.
@@ -84,12 +85,8 @@ impl<L: Link> Wired<L> {
 
     /// Gives back the memory of the empty frame queues.
     pub(crate) fn release_idle(&mut self) {
-        if self.inbox.is_empty() {
-            self.inbox = VecDeque::new();
-        }
-        if self.outgoing.is_empty() {
-            self.outgoing = VecDeque::new();
-        }
+        self.inbox.release_if_empty();
+        self.outgoing.release_if_empty();
     }
 
     /// Hands what `Link::recv` returned at `at` to the machine.
