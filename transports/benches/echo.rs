@@ -14,8 +14,13 @@
 //! workers, none on the `block_on` thread), with the same message sizes,
 //! window of messages in flight and volume. Throughput is payload bytes
 //! echoed per second (one direction). Besides criterion's own report, the
-//! run prints one line per size, the medians of alternating rounds:
-//! `echo 1 KiB: supervised 123.4 MB/s, raw 130.0 MB/s, ratio 94.9 %`.
+//! run prints one line per size, window and way of writing, the medians
+//! of alternating rounds:
+//! `echo 1 KiB, 64 in flight, feed+flush: supervised 123.4 MB/s, raw
+//! 130.0 MB/s, ratio 94.9 %`. `feed+flush` writes as the raw side does
+//! (buffer, then flush when the window is full or a burst was echoed);
+//! `send` leaves the batching to tether. 64 B runs with 1, 64 and 512
+//! messages in flight.
 //!
 //! `cargo bench -p tether-transports --bench echo` (add `-- 64B` for one
 //! size); without `--bench` (e.g.
@@ -23,10 +28,13 @@
 
 mod common;
 
-use common::{compare, criterion_group, raw_echo, runtime, EchoPair, RawStream, Supervised};
+use common::{
+    compare, criterion_group, raw_echo, runtime, EchoPair, RawStream, Supervised, FEED, WINDOW,
+};
 use criterion::Criterion;
 use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tether_transports::driver::{ClientConfig, ServerConfig};
 use tether_transports::tcp::{TcpAcceptor, TcpConnector, TcpOptions};
@@ -114,10 +122,29 @@ fn main() {
         } else {
             (size.messages / 100, 1)
         };
-        compare(
-            &rt, "echo", size.label, size.len, messages, rounds, &connect,
-        );
+        // Small messages: every window the targets name; one message in
+        // flight is one round trip at a time, so fewer of them.
+        let windows: &[usize] = if size.len <= 64 {
+            &[1, WINDOW, 512]
+        } else {
+            &[WINDOW]
+        };
+        for &window in windows {
+            let messages = if window == 1 { messages / 5 } else { messages };
+            for feed in [true, false] {
+                if !feed && window != WINDOW {
+                    continue;
+                }
+                FEED.store(feed, Ordering::Relaxed);
+                let how = if feed { "feed+flush" } else { "send" };
+                let label = format!("{}, {window} in flight, {how}", size.label);
+                compare(
+                    &rt, "echo", &label, size.len, messages, rounds, window, &connect,
+                );
+            }
+        }
     }
+    FEED.store(true, Ordering::Relaxed);
     if full {
         let mut c = Criterion::default().configure_from_args();
         for size in SIZES.iter().filter(picked) {

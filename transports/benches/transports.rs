@@ -468,9 +468,9 @@ impl RawQuic {
 
 #[async_trait::async_trait]
 impl EchoPair for RawQuic {
-    async fn round(&mut self, len: usize, count: usize) -> Duration {
+    async fn round(&mut self, len: usize, count: usize, window: usize) -> Duration {
         let frame = data_frame(len);
-        let window = Arc::new(Semaphore::new(WINDOW));
+        let window = Arc::new(Semaphore::new(window));
         let start = Instant::now();
         let writer = {
             let (window, conn) = (window.clone(), self.conn.clone());
@@ -529,9 +529,9 @@ impl RawUdp {
 
 #[async_trait::async_trait]
 impl EchoPair for RawUdp {
-    async fn round(&mut self, len: usize, count: usize) -> Duration {
+    async fn round(&mut self, len: usize, count: usize, window: usize) -> Duration {
         let frame = data_frame(len);
-        let window = Arc::new(Semaphore::new(WINDOW));
+        let window = Arc::new(Semaphore::new(window));
         let start = Instant::now();
         let writer = {
             let (window, sock) = (window.clone(), self.sock.clone());
@@ -705,7 +705,9 @@ fn bench_throughput(rt: &Runtime, full: bool) {
         } else {
             (size.messages / 100, 1)
         };
-        compare(rt, &name, size.label, size.len, messages, rounds, &connect);
+        compare(
+            rt, &name, size.label, size.len, messages, rounds, WINDOW, &connect,
+        );
         if let Some(c) = c.as_mut() {
             criterion_group(
                 c,

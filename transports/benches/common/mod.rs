@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures_util::future::BoxFuture;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tether_core::codec::HEADER_LEN;
@@ -41,8 +42,15 @@ use tokio::io::{
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-/// Messages in flight (sent, echo not yet received).
+/// Messages in flight (sent, echo not yet received) unless a comparison
+/// says otherwise.
 pub const WINDOW: usize = 64;
+
+/// How the supervised sides write: `true` (the default) feeds each message
+/// and flushes when the window is full or a received burst was echoed, as
+/// the raw side's `BufWriter` does; `false` calls `send` per message and
+/// leaves the batching to tether.
+pub static FEED: AtomicBool = AtomicBool::new(true);
 /// Most events taken with one `next_events` call.
 pub const BURST: usize = 256;
 /// Kind byte of a data frame (see `tether_core::codec`).
@@ -83,9 +91,9 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
 /// Either side of a comparison, connected and idle between rounds.
 #[async_trait]
 pub trait EchoPair: Send {
-    /// Echoes `count` messages of `len` bytes with `WINDOW` in flight and
+    /// Echoes `count` messages of `len` bytes with `window` in flight and
     /// returns the time taken. Runs on the runtime's workers only.
-    async fn round(&mut self, len: usize, count: usize) -> Duration;
+    async fn round(&mut self, len: usize, count: usize, window: usize) -> Duration;
     /// Closes both ends.
     async fn close(self: Box<Self>);
 }
@@ -114,10 +122,10 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> RawStream<S> {
 
 #[async_trait]
 impl<S: AsyncRead + AsyncWrite + Send + 'static> EchoPair for RawStream<S> {
-    async fn round(&mut self, len: usize, count: usize) -> Duration {
+    async fn round(&mut self, len: usize, count: usize, window: usize) -> Duration {
         let (mut wr, mut rd) = self.halves.take().expect("halves");
         let frame = data_frame(len);
-        let window = Arc::new(Semaphore::new(WINDOW));
+        let window = Arc::new(Semaphore::new(window));
         let start = Instant::now();
         let writer = {
             let window = window.clone();
@@ -255,31 +263,51 @@ impl Supervised {
 
 /// Echoes every message of one server connection from its own task.
 async fn echo_conn(mut conn: ServerConn) {
+    let feed = FEED.load(Ordering::Relaxed);
     let mut batch = Vec::with_capacity(BURST);
     while conn.next_messages(&mut batch, BURST).await > 0 {
         for msg in batch.drain(..) {
-            if conn.send(msg).await.is_err() {
+            let sent = if feed {
+                conn.feed(msg).await
+            } else {
+                conn.send(msg).await
+            };
+            if sent.is_err() {
                 return;
             }
         }
+        conn.flush();
     }
 }
 
 #[async_trait]
 impl EchoPair for Supervised {
-    async fn round(&mut self, len: usize, count: usize) -> Duration {
+    async fn round(&mut self, len: usize, count: usize, window: usize) -> Duration {
         let mut client = self.client.take().expect("client");
         let msg = payload(len);
-        let window = Arc::new(Semaphore::new(WINDOW));
+        let window = Arc::new(Semaphore::new(window));
+        let feed = FEED.load(Ordering::Relaxed);
         let start = Instant::now();
         let writer = {
             let window = window.clone();
             let handle = self.handle.clone();
             tokio::spawn(async move {
                 for _ in 0..count {
-                    window.acquire().await.expect("window").forget();
-                    handle.send(msg.clone()).await.expect("send");
+                    if !feed {
+                        window.acquire().await.expect("window").forget();
+                        handle.send(msg.clone()).await.expect("send");
+                        continue;
+                    }
+                    if let Ok(permit) = window.try_acquire() {
+                        permit.forget();
+                    } else {
+                        // Window full: push out what was fed, then wait.
+                        handle.flush();
+                        window.acquire().await.expect("window").forget();
+                    }
+                    handle.feed(msg.clone()).await.expect("feed");
                 }
+                handle.flush();
             })
         };
         let reader = tokio::spawn(async move {
@@ -326,11 +354,13 @@ impl EchoPair for Supervised {
 
 // ------------------------------------------------------------ comparison
 
-/// Times `rounds` alternating rounds of each variant and prints the medians
-/// and their ratio, as `{name} {label}: supervised .. MB/s, raw .. MB/s,
-/// ratio .. %`. Every round runs on fresh connections (the tasks' spread
-/// over the two workers differs from one connection to the next), warmed
-/// up with a short untimed burst. Returns the ratio in percent.
+/// Times `rounds` alternating rounds of each variant, `window` messages in
+/// flight, and prints the medians and their ratio, as `{name} {label}:
+/// supervised .. MB/s, raw .. MB/s, ratio .. %`. Every round runs on
+/// fresh connections (the tasks' spread over the two workers differs from
+/// one connection to the next), warmed up with a short untimed burst.
+/// Returns the ratio in percent.
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     rt: &Runtime,
     name: &str,
@@ -338,6 +368,7 @@ pub fn compare(
     len: usize,
     messages: usize,
     rounds: usize,
+    window: usize,
     connect: Connect<'_>,
 ) -> f64 {
     let (raw, sup) = rt.block_on(async {
@@ -346,8 +377,8 @@ pub fn compare(
         for _ in 0..rounds {
             for (supervised, times) in [false, true].into_iter().zip(&mut times) {
                 let mut pair = connect(supervised).await;
-                pair.round(len, (messages / 20).max(WINDOW)).await;
-                times.push(pair.round(len, messages).await);
+                pair.round(len, (messages / 20).max(window), window).await;
+                times.push(pair.round(len, messages, window).await);
                 pair.close().await;
             }
         }
@@ -389,7 +420,7 @@ pub fn criterion_group(
                 let (p, total) = rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        total += p.round(len, batch).await;
+                        total += p.round(len, batch, WINDOW).await;
                     }
                     (p, total)
                 });

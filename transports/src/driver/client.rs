@@ -5,7 +5,7 @@ use super::clock::{now, Timer};
 use super::guarded::spawn_guarded;
 use super::mailbox::{Closer, Mailbox, Poster};
 use super::outbox::{Live, NotTaken, Outbox};
-use super::shared::{Delivery, Shared};
+use super::shared::{Delivery, Push, Shared};
 use super::wired::Wired;
 use crate::link::{BoxLink, Link};
 use crate::Reconnect;
@@ -150,9 +150,42 @@ impl ClientHandle {
     /// written from the calling task; otherwise it queues (while
     /// disconnected, for the next connection).
     pub async fn send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.push(msg, Push::Send).await
+    }
+
+    /// Queues `msg` like [`ClientHandle::send`] but leaves the writing to
+    /// the caller's next [`ClientHandle::flush`], as a buffered writer
+    /// does: a burst of small messages then goes out in one write from the
+    /// calling task, and no other task is woken for it. Until the flush,
+    /// a fed message goes out with any write the connection makes anyway
+    /// (a `send`, a pong), at the latest on its next heartbeat turn; a full
+    /// queue writes what was fed before waiting. Nothing fed is ever
+    /// dropped: it is sent, or waits for the next connection, like a sent
+    /// message.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: tether_transports::driver::ClientHandle) -> Result<(), tether_transports::driver::SendError> {
+    /// for i in 0..64u8 {
+    ///     handle.feed(vec![i; 64].into()).await?;
+    /// }
+    /// handle.flush(); // one write for all 64
+    /// # Ok(()) }
+    /// ```
+    pub async fn feed(&self, msg: Bytes) -> Result<(), SendError> {
+        self.push(msg, Push::Feed).await
+    }
+
+    /// Writes every message fed so far, from the calling task; a write
+    /// the socket cannot take at once is finished by the connection's own
+    /// task. Cheap when nothing was fed.
+    pub fn flush(&self) {
+        self.outbox.flush();
+    }
+
+    async fn push(&self, msg: Bytes, push: Push) -> Result<(), SendError> {
         self.check_size(&msg)?;
         let mut msg = Some(msg);
-        std::future::poll_fn(|cx| self.outbox.poll_send(Some(cx), &mut msg))
+        std::future::poll_fn(|cx| self.outbox.poll_send(Some(cx), &mut msg, push))
             .await
             .map_err(SendError::from)
     }
@@ -166,7 +199,7 @@ impl ClientHandle {
     /// when the buffer is full.
     pub fn try_send(&self, msg: Bytes) -> Result<(), SendError> {
         self.check_size(&msg)?;
-        match self.outbox.poll_send(None, &mut Some(msg)) {
+        match self.outbox.poll_send(None, &mut Some(msg), Push::Send) {
             Poll::Ready(result) => result.map_err(SendError::from),
             Poll::Pending => Err(SendError::Full),
         }

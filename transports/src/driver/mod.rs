@@ -10,6 +10,7 @@ mod client;
 mod clock;
 mod dispatch;
 pub(crate) mod guarded;
+mod handover;
 mod mailbox;
 mod outbox;
 mod server;

@@ -4,7 +4,7 @@
 //! first. One lock decides between the two, so a message can never pass
 //! one sent before it.
 
-use super::shared::{Delivery, Refused, Shared};
+use super::shared::{Delivery, Push, Refused, Shared};
 use crate::link::BoxLink;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -66,6 +66,7 @@ impl Outbox {
         &self,
         mut cx: Option<&mut Context<'_>>,
         msg: &mut Option<Bytes>,
+        push: Push,
     ) -> Poll<Result<(), NotTaken>> {
         let Some(data) = msg.take() else {
             return Poll::Ready(Ok(()));
@@ -79,13 +80,13 @@ impl Outbox {
                 let taken = match cx.as_deref_mut() {
                     Some(cx) => {
                         let mut slot = Some(data);
-                        match live.poll_send(cx, &mut slot) {
+                        match live.poll_send(cx, &mut slot, push) {
                             Poll::Ready(Ok(())) => Ok(()),
                             Poll::Ready(Err(data)) => Err(Refused::Closed(data)),
                             Poll::Pending => Err(Refused::Full(slot.take().unwrap_or_default())),
                         }
                     }
-                    None => live.try_send(data),
+                    None => live.try_send(data, push),
                 };
                 match taken {
                     Ok(()) => return Poll::Ready(Ok(())),
@@ -118,6 +119,16 @@ impl Outbox {
         }
         state.queue.push_back(data);
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes what was fed to the live connection (see `Push::Feed`).
+    /// While there is none, fed messages wait like any other: the next
+    /// connection writes them first.
+    pub(crate) fn flush(&self) {
+        let live = self.lock().live.clone();
+        if let Some(live) = live {
+            live.flush();
+        }
     }
 
     /// A connection is up: what waited goes first, then sends go to it.

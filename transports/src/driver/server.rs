@@ -4,7 +4,7 @@
 
 use super::clock::Timer;
 use super::guarded::spawn_guarded;
-use super::shared::{Delivery, Refused, Shared};
+use super::shared::{Delivery, Push, Refused, Shared};
 use super::wired::{Wired, Written};
 use crate::link::{BoxLink, Link};
 use async_trait::async_trait;
@@ -554,7 +554,36 @@ impl ServerConn {
     /// Sends `data`, waiting while the queue is full (see [`Server::send`]).
     pub async fn send(&self, data: Bytes) -> Result<(), ServerSendError> {
         check_size(self.max_message, &data)?;
-        send_on(&self.shared, data).await
+        send_on(&self.shared, data, Push::Send).await
+    }
+
+    /// Queues `data` for the next [`ServerConn::flush`], as a buffered
+    /// writer does (see `ClientHandle::feed`: until the flush, a fed
+    /// message goes out with any write the connection makes anyway, at the
+    /// latest on its next heartbeat turn).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut conn: tether_transports::driver::ServerConn) {
+    /// // An echo: each burst received goes back in one write.
+    /// let mut batch = Vec::new();
+    /// while conn.next_messages(&mut batch, 256).await > 0 {
+    ///     for msg in batch.drain(..) {
+    ///         if conn.feed(msg).await.is_err() {
+    ///             return;
+    ///         }
+    ///     }
+    ///     conn.flush();
+    /// }
+    /// # }
+    /// ```
+    pub async fn feed(&self, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        send_on(&self.shared, data, Push::Feed).await
+    }
+
+    /// Writes every message fed so far, from the calling task.
+    pub fn flush(&self) {
+        self.shared.flush();
     }
 
     /// Sends `data` without waiting; `Full` when the queue is full.
@@ -632,7 +661,19 @@ impl ServerHandle {
     /// As [`Server::send`].
     pub async fn send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
         check_size(self.max_message, &data)?;
-        send_on(&self.live(id)?, data).await
+        send_on(&self.live(id)?, data, Push::Send).await
+    }
+
+    /// As [`ServerConn::feed`], by id.
+    pub async fn feed(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        send_on(&self.live(id)?, data, Push::Feed).await
+    }
+
+    /// As [`ServerConn::flush`], by id; `Stale` once it is gone.
+    pub fn flush(&self, id: ConnId) -> Result<(), HandleError> {
+        self.conns.live(id).ok_or(HandleError::Stale)?.flush();
+        Ok(())
     }
 
     /// As [`Server::try_send`].
@@ -658,16 +699,16 @@ fn check_size(max: usize, data: &Bytes) -> Result<(), ServerSendError> {
 }
 
 /// Sends on one connection, waiting while its queue is full.
-async fn send_on(shared: &Live, data: Bytes) -> Result<(), ServerSendError> {
+async fn send_on(shared: &Live, data: Bytes, push: Push) -> Result<(), ServerSendError> {
     let mut msg = Some(data);
-    std::future::poll_fn(|cx| shared.poll_send(cx, &mut msg))
+    std::future::poll_fn(|cx| shared.poll_send(cx, &mut msg, push))
         .await
         .map_err(|_| ServerSendError::Handle(HandleError::Stale))
 }
 
 /// Sends on one connection without waiting.
 fn try_send_on(shared: &Live, data: Bytes) -> Result<(), ServerSendError> {
-    match shared.try_send(data) {
+    match shared.try_send(data, Push::Send) {
         Ok(()) => Ok(()),
         Err(Refused::Full(_)) => Err(ServerSendError::Full),
         Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),

@@ -25,12 +25,13 @@
 
 use super::clock::{now, Timer};
 use super::dispatch::Dispatch;
+use super::handover::{Handover, Work};
 use super::wired::Wired;
 use crate::link::Link;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tether_core::codec::Frame;
@@ -55,6 +56,18 @@ pub(crate) enum Refused {
     Closed(Bytes),
 }
 
+/// How a queued message reaches the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// Without the caller doing more: a large message is written at once,
+    /// small ones on the driver's coming turn, together.
+    Send,
+    /// On the caller's next [`Shared::flush`] (or any write before it:
+    /// another `Send`, a pong, the driver's timer turn, a full queue). The
+    /// caller batches as with a buffered writer and no other task is woken.
+    Feed,
+}
+
 /// What a connection does with the messages it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
@@ -67,8 +80,45 @@ pub(crate) enum Delivery {
 }
 
 /// A connection's state behind its lock.
-pub(crate) struct Shared<L> {
+pub(crate) struct Shared<L: Link> {
     state: Mutex<Carrier<L>>,
+    /// Sends and flushes that found the state locked (see `handover`).
+    handover: Handover,
+}
+
+/// The locked state. Before the lock is let go, what others left in the
+/// handover meanwhile is done (see [`Shared::lock`]).
+pub(crate) struct Locked<'a, L: Link> {
+    shared: &'a Shared<L>,
+    guard: Option<MutexGuard<'a, Carrier<L>>>,
+}
+
+impl<L: Link> std::ops::Deref for Locked<'_, L> {
+    type Target = Carrier<L>;
+    fn deref(&self) -> &Carrier<L> {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl<L: Link> std::ops::DerefMut for Locked<'_, L> {
+    fn deref_mut(&mut self) -> &mut Carrier<L> {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl<L: Link> Drop for Locked<'_, L> {
+    fn drop(&mut self) {
+        while let Some(mut guard) = self.guard.take() {
+            self.shared.take_handover(&mut guard);
+            drop(guard);
+            // Left after the last look: done by whoever holds the lock
+            // now, or by us if nobody does.
+            if !self.shared.handover.pending() {
+                return;
+            }
+            self.guard = self.shared.try_lock_raw();
+        }
+    }
 }
 
 /// What the lock guards.
@@ -104,6 +154,9 @@ pub(crate) struct Carrier<L> {
     armed: Option<Instant>,
     /// A message was queued or received since the timer last fired.
     busy: bool,
+    /// Messages were fed and not yet flushed: the driver's timer turn
+    /// writes them if the caller never does.
+    fed: bool,
 }
 
 impl<L: Link> Shared<L> {
@@ -128,21 +181,74 @@ impl<L: Link> Shared<L> {
                 received: VecDeque::new(),
                 armed: None,
                 busy: false,
+                fed: false,
             }),
+            handover: Handover::default(),
         }
     }
 
-    /// The state, for the driver's turn.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Carrier<L>> {
+    /// The state, for the driver's turn. What others left in the handover
+    /// is taken first (it came before whatever the caller does now).
+    pub(crate) fn lock(&self) -> Locked<'_, L> {
         // A panic while holding the lock ends the connection's task; the
         // state is still consistent enough to refuse and close.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.take_handover(&mut guard);
+        Locked {
+            shared: self,
+            guard: Some(guard),
+        }
     }
 
-    /// Queues `msg`; writes it now when it is large and no write waits,
-    /// otherwise makes sure the driver's next turn writes it.
-    pub(crate) fn try_send(&self, msg: Bytes) -> Result<(), Refused> {
-        self.lock().queue(msg, None)
+    /// The state if nobody holds it.
+    fn try_lock(&self) -> Option<Locked<'_, L>> {
+        let mut guard = self.try_lock_raw()?;
+        self.take_handover(&mut guard);
+        Some(Locked {
+            shared: self,
+            guard: Some(guard),
+        })
+    }
+
+    fn try_lock_raw(&self) -> Option<MutexGuard<'_, Carrier<L>>> {
+        match self.state.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Does what was left in the handover, in order.
+    fn take_handover(&self, state: &mut Carrier<L>) {
+        self.handover.take(false, |work| state.take_work(work));
+    }
+
+    /// Queues `msg` like [`Carrier::queue`], but when the state is locked
+    /// leaves it to the holder instead of waiting (see `handover`).
+    fn push(
+        &self,
+        msg: Bytes,
+        waiter: Option<&mut Context<'_>>,
+        push: Push,
+    ) -> Result<(), Refused> {
+        if let Some(mut state) = self.try_lock() {
+            return state.queue(msg, waiter, push);
+        }
+        match self.handover.leave(msg, push) {
+            Ok(()) => {
+                // The holder may have let go before it was left.
+                drop(self.try_lock());
+                Ok(())
+            }
+            Err(msg) => self.lock().queue(msg, waiter, push),
+        }
+    }
+
+    /// Queues `msg`; with `Push::Send`, writes it now when it is large and
+    /// no write waits, otherwise makes sure the driver's next turn writes
+    /// it; with `Push::Feed`, leaves it for the caller's next flush.
+    pub(crate) fn try_send(&self, msg: Bytes, push: Push) -> Result<(), Refused> {
+        self.push(msg, None, push)
     }
 
     /// As [`Shared::try_send`], but a full queue registers `cx` to be woken
@@ -152,11 +258,12 @@ impl<L: Link> Shared<L> {
         &self,
         cx: &mut Context<'_>,
         msg: &mut Option<Bytes>,
+        push: Push,
     ) -> Poll<Result<(), Bytes>> {
         let Some(data) = msg.take() else {
             return Poll::Ready(Ok(()));
         };
-        match self.lock().queue(data, Some(cx)) {
+        match self.push(data, Some(cx), push) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(Refused::Full(data)) => {
                 *msg = Some(data);
@@ -164,6 +271,19 @@ impl<L: Link> Shared<L> {
             }
             Err(Refused::Closed(data)) => Poll::Ready(Err(data)),
         }
+    }
+
+    /// Writes what was fed, from the caller's task (see [`Push::Feed`]);
+    /// the driver takes over when the socket is full. Nothing to do when a
+    /// write already waits or the driver's turn is coming: either writes
+    /// everything queued.
+    pub(crate) fn flush(&self) {
+        if let Some(mut state) = self.try_lock() {
+            state.flush();
+            return;
+        }
+        self.handover.leave_flush();
+        drop(self.try_lock());
     }
 
     /// Moves received messages, at most `limit` in all in `out`, wrapped by
@@ -178,7 +298,19 @@ impl<L: Link> Shared<L> {
         limit: usize,
         mut wrap: impl FnMut(Bytes) -> T,
     ) -> Poll<usize> {
-        let mut state = self.lock();
+        let mut state = match &cx {
+            Some(cx) => match self.try_lock() {
+                Some(state) => state,
+                // A write holds the state: rather than block this thread
+                // behind its system call, come back once it let go.
+                None if self.handover.leave_read(cx.waker()) => {
+                    drop(self.try_lock());
+                    return Poll::Pending;
+                }
+                None => self.lock(),
+            },
+            None => self.lock(),
+        };
         let taken = state.take_received(out, limit, &mut wrap);
         if taken > 0 {
             return Poll::Ready(taken);
@@ -190,16 +322,20 @@ impl<L: Link> Shared<L> {
             return Poll::Pending;
         };
         state.dispatch.wait_reader(cx.waker());
-        let more = state.read(&mut |_| {});
+        let more = state.read(&mut |_| {}, true);
         state.after_read();
         let taken = state.take_received(out, limit, &mut wrap);
         if taken > 0 || state.ended() {
+            // What the read budget left in the socket is read by the
+            // caller's next receive, or by the driver once more arrives
+            // (the socket's next readiness wakes it while nobody waits).
             state.dispatch.stop_reader();
-            if more {
-                // More is waiting: the driver reads it meanwhile.
-                state.dispatch.wake_driver();
-            }
             return Poll::Ready(taken);
+        }
+        if more {
+            // The budget went on frames that were no messages (pongs):
+            // come back for the rest.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
@@ -228,6 +364,7 @@ impl<L: Link> Shared<L> {
                 // that wrote what the deadline asked for (a ping): what is
                 // empty now stays empty while idle.
                 state.release_idle();
+                self.handover.release_idle();
             }
             if let Some(cause) = &state.closed {
                 return Poll::Ready(Some(cause.clone()));
@@ -257,6 +394,8 @@ impl<L: Link> Shared<L> {
     /// `finish`, nothing more will be received (see [`Shared::finish`]).
     pub(crate) fn take(&self, finish: bool) -> Option<Wired<L>> {
         let mut state = self.lock();
+        // Whatever is left from now on waits for the lock, and learns.
+        self.handover.take(true, |work| state.take_work(work));
         for waker in state.senders.drain(..) {
             waker.wake();
         }
@@ -357,13 +496,50 @@ impl<L: Link> Carrier<L> {
         n
     }
 
-    fn queue(&mut self, msg: Bytes, waiter: Option<&mut Context<'_>>) -> Result<(), Refused> {
-        let Some(wired) = self.wired.as_mut() else {
+    /// Writes what was fed (see [`Shared::flush`]).
+    fn flush(&mut self) {
+        self.fed = false;
+        if !self.flushing && !self.scheduled {
+            self.write_here();
+        }
+    }
+
+    /// Does what senders left in the handover: their messages are queued
+    /// as if sent now (they were accepted, so past the queue's limit if
+    /// need be: the handover itself is bounded), then the flush.
+    fn take_work(&mut self, work: &mut Work) {
+        for (msg, push) in work.messages.drain(..) {
+            let Some(wired) = self.wired.as_mut() else {
+                break;
+            };
+            let large = msg.len() >= DIRECT_WRITE;
+            wired.outgoing.push_back(Frame::Data(msg));
+            self.place(large, push);
+        }
+        if std::mem::take(&mut work.flush) {
+            self.flush();
+        }
+    }
+
+    fn queue(
+        &mut self,
+        msg: Bytes,
+        waiter: Option<&mut Context<'_>>,
+        push: Push,
+    ) -> Result<(), Refused> {
+        let Some(wired) = self.wired.as_ref() else {
             return Err(Refused::Closed(msg));
         };
         if wired.conn.is_closed() {
             return Err(Refused::Closed(msg));
         }
+        if wired.outgoing.len() >= self.limit && self.fed && !self.flushing && !self.scheduled {
+            // Full of fed messages nobody writes yet: write them first.
+            self.write_here();
+        }
+        let Some(wired) = self.wired.as_mut() else {
+            return Err(Refused::Closed(msg));
+        };
         if wired.outgoing.len() >= self.limit {
             if let Some(cx) = waiter {
                 if !self.senders.iter().any(|w| w.will_wake(cx.waker())) {
@@ -373,17 +549,25 @@ impl<L: Link> Carrier<L> {
             return Err(Refused::Full(msg));
         }
         let large = msg.len() >= DIRECT_WRITE;
-        self.busy = true;
         wired.outgoing.push_back(Frame::Data(msg));
+        self.place(large, push);
+        Ok(())
+    }
+
+    /// Decides who writes the message just queued (see [`Push`]).
+    fn place(&mut self, large: bool, push: Push) {
+        self.busy = true;
         if self.flushing || self.scheduled {
             // The driver's coming turn (or the waiting write) takes it.
+        } else if push == Push::Feed {
+            // The caller's flush takes it.
+            self.fed = true;
         } else if large {
             self.write_here();
         } else {
             self.scheduled = true;
             self.dispatch.wake_driver();
         }
-        Ok(())
     }
 
     /// Writes from the caller's task. The link is polled with a waker that
@@ -400,6 +584,8 @@ impl<L: Link> Carrier<L> {
     /// One write attempt; true when the driver must take over (the write
     /// waits, failed, or read frames ahead that the machine must see).
     fn write(&mut self, cx: &mut Context<'_>) -> bool {
+        // Whatever was fed goes with this write.
+        self.fed = false;
         let Some(wired) = self.wired.as_mut() else {
             return false;
         };
@@ -446,7 +632,7 @@ impl<L: Link> Carrier<L> {
     /// when the read budget ran out (more may be waiting). From the
     /// application's task (a waiting reader), the driver is woken when the
     /// connection ended or its timer must run sooner.
-    fn read(&mut self, on_message: &mut impl FnMut(Bytes)) -> bool {
+    fn read(&mut self, on_message: &mut impl FnMut(Bytes), by_reader: bool) -> bool {
         let Some(wired) = self.wired.as_mut() else {
             return false;
         };
@@ -475,12 +661,15 @@ impl<L: Link> Carrier<L> {
                 Poll::Pending => break,
             }
         }
-        self.pump(on_message);
+        self.pump(on_message, by_reader);
         more
     }
 
-    /// Moves the machine's events on (see [`Carrier::read`]).
-    fn pump(&mut self, on_message: &mut impl FnMut(Bytes)) {
+    /// Moves the machine's events on (see [`Carrier::read`]); a waiting
+    /// reader is woken for new messages unless it is the caller
+    /// (`by_reader`: it takes them right away, and a task woken while it
+    /// runs is only scheduled again, at the price of waking a worker).
+    fn pump(&mut self, on_message: &mut impl FnMut(Bytes), by_reader: bool) {
         let Some(wired) = self.wired.as_mut() else {
             return;
         };
@@ -503,7 +692,7 @@ impl<L: Link> Carrier<L> {
                 None => break,
             }
         }
-        if self.received.len() > before {
+        if self.received.len() > before && !by_reader {
             self.dispatch.wake_reader();
         }
     }
@@ -531,13 +720,13 @@ impl<L: Link> Carrier<L> {
     ) -> bool {
         self.dispatch.set_driver(cx.waker());
         self.scheduled = false;
-        let more = self.read(on_message);
+        let more = self.read(on_message, false);
         self.write(cx);
         if let Some(wired) = self.wired.as_mut() {
             // Frames read while the write waited came after those above.
             wired.take_inbox();
         }
-        self.pump(on_message);
+        self.pump(on_message, false);
         more
     }
 }
