@@ -385,6 +385,15 @@ pub fn compare(
         let [raw, sup] = times;
         (median(raw), median(sup))
     });
+    if window == 1 {
+        // One message at a time: each is a whole round trip.
+        let us = |t: Duration| t.as_secs_f64() * 1e6 / messages as f64;
+        println!(
+            "{name} {label}: one round trip, supervised {:.1} µs, raw {:.1} µs",
+            us(sup),
+            us(raw)
+        );
+    }
     let bytes = len * messages;
     let (raw, sup) = (mb_per_s(bytes, raw), mb_per_s(bytes, sup));
     let ratio = 100.0 * sup / raw;
