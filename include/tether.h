@@ -1153,6 +1153,28 @@ tether_result tether_client_new(const char *address,
 tether_result tether_client_send(struct tether_client client, const uint8_t *data, size_t len);
 
 /**
+ * Queues a copy of `data[0..len]` like `tether_client_send`, but leaves
+ * the writing to the next `tether_client_flush`, as a buffered writer
+ * does: a burst fed and then flushed goes out in one write from the
+ * calling thread, and wakes no tether thread. Fed inside one of this
+ * client's callbacks, it is flushed when the callback's batch ends (no
+ * flush call needed). Until its flush a fed message also goes out with
+ * any write the connection makes anyway, at the latest on its next
+ * heartbeat turn. Nothing fed is dropped: while disconnected it waits for
+ * the next connection, as a sent message does. Never blocks.
+ * Errors: as `tether_client_send`.
+ */
+tether_result tether_client_feed(struct tether_client client, const uint8_t *data, size_t len);
+
+/**
+ * Writes every message fed so far (`tether_client_feed`), from the
+ * calling thread; what the socket cannot take at once is finished by
+ * tether's runtime. Cheap when nothing was fed.
+ * Errors: `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_client_flush(struct tether_client client);
+
+/**
  * Closes the client: the connection is closed in an orderly way and the
  * events end with `TETHER_EVENT_KIND_CLOSED` (unless it had given up). The
  * handle stays valid until `tether_client_free`. A second close returns
@@ -1719,6 +1741,31 @@ tether_result tether_server_send(struct tether_server server,
                                  uint64_t conn,
                                  const uint8_t *data,
                                  size_t len);
+
+/**
+ * Queues a copy of `data[0..len]` to connection `conn` like
+ * `tether_server_send`, but leaves the writing to the next
+ * `tether_server_flush` of `conn`: a burst fed and then flushed goes out
+ * in one write from the calling thread. Fed inside one of this server's
+ * callbacks (an echo), it is flushed when the callback's batch ends (no
+ * flush call needed). Until its flush a fed message also goes out with
+ * any write the connection makes anyway, at the latest on its next
+ * heartbeat turn. Never blocks.
+ * Errors: as `tether_server_send`.
+ */
+tether_result tether_server_feed(struct tether_server server,
+                                 uint64_t conn,
+                                 const uint8_t *data,
+                                 size_t len);
+
+/**
+ * Writes every message fed to connection `conn` so far
+ * (`tether_server_feed`), from the calling thread; what the socket
+ * cannot take at once is finished by tether's runtime.
+ * Errors: `TETHER_RESULT_STALE_HANDLE` (the connection closed or is
+ * closing), `TETHER_RESULT_INVALID_HANDLE`.
+ */
+tether_result tether_server_flush(struct tether_server server, uint64_t conn);
 
 /**
  * Closes connection `conn` in an orderly way; its `CLOSED` event follows

@@ -1,13 +1,15 @@
 /*
  * Echo throughput through libtether's managed objects, as a C program
  * uses them: a tether_server whose callback echoes every message with
- * tether_server_send, and a tether_client that keeps WINDOW messages in
- * flight, taking its events either by callback or by polling
+ * tether_server_feed (flushed when the callback batch ends), and a
+ * tether_client that keeps WINDOW messages in flight, feeding what the
+ * window allows and flushing once (tether_client_feed, tether_client_flush),
+ * taking its events either by callback or by polling
  * (tether_client_poll_event, sleeping on tether_client_event_fd).
  *
  * The same shape as the Rust echo benchmark (transports/benches/echo.rs):
- * loopback TCP, default configs, 64 messages in flight, payload bytes
- * echoed per second in one direction (MB = 10^6 bytes).
+ * loopback TCP, default configs, 64 messages in flight, feed+flush,
+ * payload bytes echoed per second in one direction (MB = 10^6 bytes).
  *
  * Usage: c_echo callback|poll SIZE MESSAGES ROUNDS
  * Prints one line per round and the median:
@@ -47,9 +49,9 @@ static void echo(void *userdata, const tether_event *ev) {
     (void)userdata;
     if (ev->kind == TETHER_EVENT_KIND_MESSAGE) {
         tether_server server = {ev->object};
-        tether_result r = tether_server_send(server, ev->conn, ev->data, ev->len);
+        tether_result r = tether_server_feed(server, ev->conn, ev->data, ev->len);
         if (r != TETHER_RESULT_OK) {
-            die("tether_server_send", r);
+            die("tether_server_feed", r);
         }
     }
 }
@@ -164,15 +166,20 @@ static double round_mb_s(const char *address, int poll_mode, size_t size, size_t
         if (received >= messages) {
             break;
         }
+        size_t fed = 0;
         while (sent < messages && sent - received < WINDOW) {
-            r = tether_client_send(client, payload, size);
+            r = tether_client_feed(client, payload, size);
             if (r == TETHER_RESULT_FULL) {
                 break;
             }
             if (r != TETHER_RESULT_OK) {
-                die("tether_client_send", r);
+                die("tether_client_feed", r);
             }
             sent++;
+            fed++;
+        }
+        if (fed > 0 && (r = tether_client_flush(client)) != TETHER_RESULT_OK) {
+            die("tether_client_flush", r);
         }
         if (poll_mode) {
             poll_events(client, fd, &c);

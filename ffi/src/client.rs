@@ -5,6 +5,7 @@ use crate::address;
 use crate::backoff::{config_error, tether_backoff_config};
 use crate::conn::{opening_from_c, opening_to_c};
 use crate::delivery::{Delivery, Sink, BURST};
+use crate::dispatch::owe_flush;
 use crate::event::{tether_event, tether_event_callback, ClientEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
@@ -243,15 +244,62 @@ pub extern "C" fn tether_client_send(
         }
         obj.handle
             .try_send(Bytes::copy_from_slice(data))
-            .map_err(|e| match e {
-                SendError::Full => tether_result::Full,
-                SendError::Closed => tether_result::Closed,
-                SendError::TooLarge { len, max } => fail(
-                    tether_result::MessageTooLarge,
-                    format!("message of {len} bytes exceeds the transport's maximum of {max}"),
-                ),
-            })
+            .map_err(send_error)
     })
+}
+
+/// Queues a copy of `data[0..len]` like `tether_client_send`, but leaves
+/// the writing to the next `tether_client_flush`, as a buffered writer
+/// does: a burst fed and then flushed goes out in one write from the
+/// calling thread, and wakes no tether thread. Fed inside one of this
+/// client's callbacks, it is flushed when the callback's batch ends (no
+/// flush call needed). Until its flush a fed message also goes out with
+/// any write the connection makes anyway, at the latest on its next
+/// heartbeat turn. Nothing fed is dropped: while disconnected it waits for
+/// the next connection, as a sent message does. Never blocks.
+/// Errors: as `tether_client_send`.
+#[no_mangle]
+pub extern "C" fn tether_client_feed(
+    client: tether_client,
+    data: *const u8,
+    len: usize,
+) -> tether_result {
+    guard(|| {
+        let data = bytes(data, len, "data")?;
+        let obj = CLIENTS.get(client.id)?;
+        if obj.closed.load(Ordering::Acquire) {
+            return Err(tether_result::Closed);
+        }
+        obj.handle
+            .try_feed(Bytes::copy_from_slice(data))
+            .map_err(send_error)?;
+        let handle = obj.handle.clone();
+        owe_flush((client.id, 0), move || handle.flush());
+        Ok(())
+    })
+}
+
+/// Writes every message fed so far (`tether_client_feed`), from the
+/// calling thread; what the socket cannot take at once is finished by
+/// tether's runtime. Cheap when nothing was fed.
+/// Errors: `TETHER_RESULT_STALE_HANDLE`, `TETHER_RESULT_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn tether_client_flush(client: tether_client) -> tether_result {
+    guard(|| {
+        CLIENTS.get(client.id)?.handle.flush();
+        Ok(())
+    })
+}
+
+fn send_error(e: SendError) -> tether_result {
+    match e {
+        SendError::Full => tether_result::Full,
+        SendError::Closed => tether_result::Closed,
+        SendError::TooLarge { len, max } => fail(
+            tether_result::MessageTooLarge,
+            format!("message of {len} bytes exceeds the transport's maximum of {max}"),
+        ),
+    }
 }
 
 /// Closes the client: the connection is closed in an orderly way and the

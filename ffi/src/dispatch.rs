@@ -17,6 +17,11 @@
 //! itself: it marks the lane stopped and returns; the event being delivered
 //! stays valid until that callback returns (mosquitto #1067).
 //!
+//! Messages fed (`tether_client_feed`, `tether_server_feed`) inside a
+//! callback are flushed when the callback's batch ends ([`after_batch`]):
+//! an echo that feeds each message it gets writes once per batch, from the
+//! pool thread, and wakes no other.
+//!
 //! A callback that blocks holds its pool thread: other objects' events wait
 //! for a free thread (their connections go on). Callbacks should return
 //! promptly and hand long work to the application's own threads.
@@ -25,6 +30,7 @@ use crate::delivery::{wait_room, LOW_WATER};
 use crate::event::{tether_event, OwnedEvent};
 use crate::panic::fail;
 use crate::result::tether_result;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +39,46 @@ use std::thread::{JoinHandle, ThreadId};
 
 /// Events a lane delivers before its thread goes to the next lane.
 const BATCH: usize = 64;
+
+/// A flush owed at the end of the running batch, and what it flushes
+/// (one entry per object and connection, however many messages were fed).
+pub(crate) struct Owed {
+    key: (u64, u64),
+    flush: Box<dyn FnOnce()>,
+}
+
+thread_local! {
+    /// Set on pool threads: feeds made here are flushed after the batch.
+    static OWED: RefCell<Option<Vec<Owed>>> = const { RefCell::new(None) };
+}
+
+/// Records that `key` (an object's handle and a connection id, 0 for a
+/// client) was fed and must be flushed by `flush`. On a pool thread, inside
+/// a callback, the flush runs when the batch ends and `true` is returned;
+/// elsewhere nothing is recorded and `false` says the caller flushes.
+pub(crate) fn owe_flush(key: (u64, u64), flush: impl FnOnce() + 'static) -> bool {
+    OWED.with(|owed| {
+        let mut owed = owed.borrow_mut();
+        let Some(list) = owed.as_mut() else {
+            return false;
+        };
+        if !list.iter().any(|o| o.key == key) {
+            list.push(Owed {
+                key,
+                flush: Box::new(flush),
+            });
+        }
+        true
+    })
+}
+
+/// Runs the flushes owed by the batch that just ended (see [`owe_flush`]).
+fn after_batch() {
+    let owed = OWED.with(|owed| owed.borrow_mut().as_mut().map(std::mem::take));
+    for o in owed.into_iter().flatten() {
+        (o.flush)();
+    }
+}
 
 /// What C gave for its callback.
 pub(crate) type Callback = unsafe extern "C" fn(*mut c_void, *const tether_event);
@@ -70,6 +116,9 @@ struct LaneState {
     /// The thread inside one of this lane's callbacks right now.
     running: Option<ThreadId>,
     stopped: bool,
+    /// A `stop` waits for the running callback to return: only then is
+    /// `returned` signalled (a signal costs a system call).
+    awaited: bool,
 }
 
 impl Lane {
@@ -82,6 +131,7 @@ impl Lane {
                 scheduled: false,
                 running: None,
                 stopped: false,
+                awaited: false,
             }),
             returned: Condvar::new(),
             cb,
@@ -147,6 +197,7 @@ impl Lane {
             if running == me {
                 break;
             }
+            s.awaited = true;
             s = self.returned.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -154,34 +205,38 @@ impl Lane {
     /// Delivers up to a batch on the calling pool thread, then hands the
     /// thread on (re-queueing the lane when more is waiting).
     fn deliver(self: Arc<Self>) {
+        self.deliver_batch();
+        after_batch();
+    }
+
+    fn deliver_batch(self: Arc<Self>) {
         let me = std::thread::current().id();
+        let mut s = lock(&self.state);
         for _ in 0..BATCH {
-            let event = {
-                let mut s = lock(&self.state);
-                match s.events.pop_front() {
-                    Some(event) if !s.stopped => {
-                        s.running = Some(me);
-                        if s.events.len() == LOW_WATER {
-                            self.room.notify_waiters();
-                        }
-                        event
-                    }
-                    _ => {
-                        s.scheduled = false;
-                        return;
-                    }
+            let event = match s.events.pop_front() {
+                Some(event) if !s.stopped => event,
+                _ => {
+                    s.scheduled = false;
+                    return;
                 }
             };
+            s.running = Some(me);
+            if s.events.len() == LOW_WATER {
+                self.room.notify_waiters();
+            }
+            drop(s);
             let view = event.view();
             // SAFETY: the callback and userdata come from C, which promised
             // a callable function; `view` and its data live until after the
             // call (the event is dropped below).
             unsafe { (self.cb)(self.userdata.0, &view) };
             drop(event);
-            lock(&self.state).running = None;
-            self.returned.notify_all();
+            s = lock(&self.state);
+            s.running = None;
+            if std::mem::take(&mut s.awaited) {
+                self.returned.notify_all();
+            }
         }
-        let mut s = lock(&self.state);
         if s.stopped || s.events.is_empty() {
             s.scheduled = false;
             return;
@@ -289,6 +344,7 @@ impl Worker {
     }
 
     fn work(&self) {
+        OWED.with(|owed| *owed.borrow_mut() = Some(Vec::new()));
         loop {
             let lane = {
                 let mut ready = lock(&self.ready);

@@ -6,6 +6,7 @@ use crate::backoff::config_error;
 use crate::conn::{opening_from_c, opening_to_c};
 use crate::conn_id::{conn_id, handle_error};
 use crate::delivery::{Delivery, Sink, BURST};
+use crate::dispatch::owe_flush;
 use crate::event::{tether_event, tether_event_callback, ServerEvents};
 use crate::handle::{HandleTable, Kind};
 use crate::panic::{fail, guard};
@@ -307,15 +308,68 @@ pub extern "C" fn tether_server_send(
             .get(server.id)?
             .sender
             .try_send(id, Bytes::copy_from_slice(data))
-            .map_err(|e| match e {
-                ServerSendError::Full => tether_result::Full,
-                ServerSendError::Handle(h) => handle_error(h, conn),
-                ServerSendError::TooLarge { len, max } => fail(
-                    tether_result::MessageTooLarge,
-                    format!("message of {len} bytes exceeds the transport's maximum of {max}"),
-                ),
-            })
+            .map_err(|e| send_error(e, conn))
     })
+}
+
+/// Queues a copy of `data[0..len]` to connection `conn` like
+/// `tether_server_send`, but leaves the writing to the next
+/// `tether_server_flush` of `conn`: a burst fed and then flushed goes out
+/// in one write from the calling thread. Fed inside one of this server's
+/// callbacks (an echo), it is flushed when the callback's batch ends (no
+/// flush call needed). Until its flush a fed message also goes out with
+/// any write the connection makes anyway, at the latest on its next
+/// heartbeat turn. Never blocks.
+/// Errors: as `tether_server_send`.
+#[no_mangle]
+pub extern "C" fn tether_server_feed(
+    server: tether_server,
+    conn: u64,
+    data: *const u8,
+    len: usize,
+) -> tether_result {
+    guard(|| {
+        let data = bytes(data, len, "data")?;
+        let id = conn_id(conn)?;
+        let obj = SERVERS.get(server.id)?;
+        obj.sender
+            .try_feed(id, Bytes::copy_from_slice(data))
+            .map_err(|e| send_error(e, conn))?;
+        let sender = obj.sender.clone();
+        owe_flush((server.id, conn), move || {
+            // Gone meanwhile: nothing is left to write.
+            let _ = sender.flush(id);
+        });
+        Ok(())
+    })
+}
+
+/// Writes every message fed to connection `conn` so far
+/// (`tether_server_feed`), from the calling thread; what the socket
+/// cannot take at once is finished by tether's runtime.
+/// Errors: `TETHER_RESULT_STALE_HANDLE` (the connection closed or is
+/// closing), `TETHER_RESULT_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn tether_server_flush(server: tether_server, conn: u64) -> tether_result {
+    guard(|| {
+        let id = conn_id(conn)?;
+        SERVERS
+            .get(server.id)?
+            .sender
+            .flush(id)
+            .map_err(|e| handle_error(e, conn))
+    })
+}
+
+fn send_error(e: ServerSendError, conn: u64) -> tether_result {
+    match e {
+        ServerSendError::Full => tether_result::Full,
+        ServerSendError::Handle(h) => handle_error(h, conn),
+        ServerSendError::TooLarge { len, max } => fail(
+            tether_result::MessageTooLarge,
+            format!("message of {len} bytes exceeds the transport's maximum of {max}"),
+        ),
+    }
 }
 
 /// Closes connection `conn` in an orderly way; its `CLOSED` event follows

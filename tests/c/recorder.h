@@ -23,7 +23,7 @@ typedef struct recorder {
     int nmsgs;
     /* server behaviour */
     tether_server server;
-    int echo;          /* echo every message back */
+    int echo;          /* echo every message back (2: with tether_server_feed) */
     const char *greet; /* send this to every accepted connection */
     int send_errors;
     /* destroy-in-callback */
@@ -105,7 +105,9 @@ static inline void on_event(void *userdata, const tether_event *ev) {
         r->nmsgs++;
     }
     if (r->echo && ev->kind == TETHER_EVENT_KIND_MESSAGE && ev->conn != 0) {
-        if (tether_server_send(r->server, ev->conn, ev->data, ev->len) != TETHER_RESULT_OK) {
+        tether_result rc = r->echo == 2 ? tether_server_feed(r->server, ev->conn, ev->data, ev->len)
+                                        : tether_server_send(r->server, ev->conn, ev->data, ev->len);
+        if (rc != TETHER_RESULT_OK) {
             r->send_errors++;
         }
     }

@@ -10,7 +10,11 @@
  *  4. destroying a client / server from inside its own callback
  *     (mosquitto #1067), including reading the event after the free;
  *  5. after tether_client_free returns (from another thread), no callback
- *     runs.
+ *     runs;
+ *  6. feed and flush: a burst fed and flushed arrives whole and in order,
+ *     echoes fed inside the server's callback go out when its batch ends,
+ *     a fed message goes with the next send, bad handles and arguments are
+ *     errors.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -376,12 +380,92 @@ static void test_no_callback_after_free(void) {
     }
 }
 
+static void test_feed_and_flush(void) {
+    recorder srv_rec, cli_rec;
+    rec_init(&srv_rec);
+    rec_init(&cli_rec);
+    srv_rec.echo = 2;
+    tether_server srv = {0};
+    pthread_mutex_lock(&srv_rec.lock);
+    CHECK_OK(tether_server_new("tcp://127.0.0.1:0", NULL, on_event, &srv_rec, &srv));
+    srv_rec.server = srv;
+    pthread_mutex_unlock(&srv_rec.lock);
+    char addr[64];
+    address_of(srv, addr, sizeof addr);
+    /* Heartbeats far apart (server default 15 s, client 20 s): only the
+     * flushes, not a heartbeat turn, can bring the echoes within 5 s. */
+    tether_client_config cfg = fast_client_config();
+    cfg.heartbeat_interval_ms = 20000;
+    cfg.heartbeat_timeout_ms = 10000;
+    tether_client cli = {0};
+    CHECK_OK(tether_client_new(addr, &cfg, on_event, &cli_rec, &cli));
+    CHECK(wait_kind(&cli_rec, TETHER_EVENT_KIND_CONNECTED, 1, 5000));
+
+    char buf[32];
+    for (int i = 0; i < 50; i++) {
+        int n = snprintf(buf, sizeof buf, "fed-%d", i);
+        CHECK_OK(tether_client_feed(cli, (const uint8_t *)buf, (size_t)n));
+    }
+    CHECK_OK(tether_client_flush(cli));
+    CHECK_OK(tether_client_flush(cli)); /* nothing left: a no-op */
+    CHECK(wait_msgs(&cli_rec, 50, 5000));
+    pthread_mutex_lock(&cli_rec.lock);
+    for (int i = 0; i < 50; i++) {
+        snprintf(buf, sizeof buf, "fed-%d", i);
+        CHECK(strcmp(cli_rec.msgs[i], buf) == 0);
+    }
+    pthread_mutex_unlock(&cli_rec.lock);
+
+    /* Fed and not flushed: it goes out with the next write, first. */
+    CHECK_OK(tether_client_feed(cli, (const uint8_t *)"before", 6));
+    CHECK_OK(tether_client_send(cli, (const uint8_t *)"after", 5));
+    CHECK(wait_msgs(&cli_rec, 52, 5000));
+    CHECK(strcmp(cli_rec.msgs[50], "before") == 0);
+    CHECK(strcmp(cli_rec.msgs[51], "after") == 0);
+
+    /* The server side outside a callback: feed, then flush by id. */
+    uint64_t conn = cli_rec.msg_conn[0] ? cli_rec.msg_conn[0] : 0;
+    pthread_mutex_lock(&srv_rec.lock);
+    for (int i = 0; i < srv_rec.n; i++) {
+        if (srv_rec.events[i].kind == TETHER_EVENT_KIND_ACCEPTED) {
+            conn = srv_rec.events[i].conn;
+        }
+    }
+    pthread_mutex_unlock(&srv_rec.lock);
+    CHECK(conn != 0);
+    CHECK_OK(tether_server_feed(srv, conn, (const uint8_t *)"pushed", 6));
+    CHECK_OK(tether_server_flush(srv, conn));
+    CHECK(wait_msgs(&cli_rec, 53, 5000));
+    CHECK(strcmp(cli_rec.msgs[52], "pushed") == 0);
+    CHECK(srv_rec.send_errors == 0);
+
+    /* Errors, as for send. */
+    CHECK_RC(tether_client_feed(cli, NULL, 3), TETHER_RESULT_NULL_ARGUMENT);
+    CHECK_RC(tether_server_feed(srv, conn, NULL, 3), TETHER_RESULT_NULL_ARGUMENT);
+    CHECK_RC(tether_server_feed(srv, 0, (const uint8_t *)"x", 1), TETHER_RESULT_INVALID_HANDLE);
+    CHECK_RC(tether_server_flush(srv, 0), TETHER_RESULT_INVALID_HANDLE);
+    CHECK_OK(tether_server_close(srv, conn));
+    CHECK_RC(tether_server_feed(srv, conn, (const uint8_t *)"x", 1), TETHER_RESULT_STALE_HANDLE);
+    CHECK_RC(tether_server_flush(srv, conn), TETHER_RESULT_STALE_HANDLE);
+    CHECK_OK(tether_client_close(cli));
+    CHECK_RC(tether_client_feed(cli, (const uint8_t *)"x", 1), TETHER_RESULT_CLOSED);
+    CHECK_OK(tether_client_free(cli));
+    CHECK_RC(tether_client_feed(cli, (const uint8_t *)"x", 1), TETHER_RESULT_STALE_HANDLE);
+    CHECK_RC(tether_client_flush(cli), TETHER_RESULT_STALE_HANDLE);
+    CHECK_OK(tether_server_free(srv));
+    CHECK_RC(tether_server_feed(srv, conn, (const uint8_t *)"x", 1), TETHER_RESULT_STALE_HANDLE);
+    CHECK_RC(tether_server_flush(srv, conn), TETHER_RESULT_STALE_HANDLE);
+    rec_destroy(&srv_rec);
+    rec_destroy(&cli_rec);
+}
+
 int main(void) {
     test_exchange_and_restart();
     test_server_close_twice();
     test_poll_mode();
     test_free_inside_callback();
     test_no_callback_after_free();
+    test_feed_and_flush();
 
     /* tether_shutdown frees what is left (handles go stale) and the next
      * managed object starts a fresh runtime. */

@@ -160,3 +160,34 @@ def test_messages_sent_while_down_wait_in_a_bounded_buffer() -> None:
         client.free()
         echo.stop()
     check_lifecycle(rec.events)
+
+
+def test_feed_and_flush_write_a_burst_in_order(server: Server) -> None:
+    # Heartbeats far apart: only the flushes bring the messages within WAIT.
+    slow = {**FAST, "heartbeat_interval": 20.0, "heartbeat_timeout": 10.0}
+    with Client(server.url, **slow) as client:
+        srv, cli = Recorder(server), Recorder(client)
+        conn = srv.until_kind(EventKind.ACCEPTED).conn
+        cli.until_kind(EventKind.CONNECTED)
+        for i in range(30):
+            client.feed(f"fed-{i}".encode())
+        client.flush()
+        got = [srv.until_kind(EventKind.MESSAGE).data for _ in range(30)]
+        assert got == [f"fed-{i}".encode() for i in range(30)]
+        # Fed, not flushed: it goes out with the next send, first.
+        client.feed(b"before")
+        client.send(b"after")
+        assert [srv.until_kind(EventKind.MESSAGE).data for _ in range(2)] == [b"before", b"after"]
+        for i in range(10):
+            server.feed(conn, b"back-%d" % i)
+        server.flush(conn)
+        got = [cli.until_kind(EventKind.MESSAGE).data for _ in range(10)]
+        assert got == [b"back-%d" % i for i in range(10)]
+        server.close_connection(conn)
+        with pytest.raises(StaleHandleError):
+            server.feed(conn, b"late")
+        with pytest.raises(StaleHandleError):
+            server.flush(conn)
+        client.close()
+        with pytest.raises(tether.ClosedError):
+            client.feed(b"closed")

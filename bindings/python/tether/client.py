@@ -195,6 +195,23 @@ class Client(Managed):
     def _send(self, message: _args.Message) -> None:
         check(self._call("tether_client_send")(self._handle, message.pointer, message.length))
 
+    def feed(self, data: BytesLike) -> None:
+        """Queues a copy of ``data`` like :meth:`send`, but leaves the
+        writing to the next :meth:`flush`, as a buffered writer does: a
+        burst fed and then flushed is one write. Fed inside one of this
+        client's callbacks it is flushed when the callback's batch ends.
+        Until then it also goes out with any write the connection makes (a
+        :meth:`send`), at the latest on its next heartbeat turn; nothing fed
+        is dropped. Errors as for :meth:`send`."""
+        message = _args.Message(data, self._max_message)
+        check(self._call("tether_client_feed")(self._handle, message.pointer, message.length))
+
+    def flush(self) -> None:
+        """Writes every message fed so far (see :meth:`feed`). Cheap when
+        nothing was fed. Raises :class:`~tether.StaleHandleError` once
+        freed."""
+        check(self._call("tether_client_flush")(self._handle))
+
     def close(self) -> None:
         """Closes the connection in an orderly way; the events end with
         DISCONNECTED (when connected) and CLOSED (unless it had given up),

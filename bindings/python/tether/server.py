@@ -195,6 +195,27 @@ class Server(Managed):
         self._check_open()
         check(self._call("tether_server_send")(self._handle, conn, message.pointer, message.length))
 
+    def feed(self, conn: int, data: BytesLike) -> None:
+        """Queues a copy of ``data`` to connection ``conn`` like
+        :meth:`send`, but leaves the writing to the next :meth:`flush` of
+        ``conn``; fed inside one of this server's callbacks (an echo) it is
+        flushed when the callback's batch ends. Errors as for :meth:`send`."""
+        target = _units.u64_arg("conn", conn)
+        message = _args.Message(data, self._max_message)
+        self._check_open()
+        check(
+            self._call("tether_server_feed")(self._handle, target, message.pointer, message.length)
+        )
+
+    def flush(self, conn: int) -> None:
+        """Writes every message fed to connection ``conn`` so far (see
+        :meth:`feed`). Raises :class:`~tether.StaleHandleError` when the
+        connection closed, :class:`~tether.ClosedError` once the server is
+        closed."""
+        target = _units.u64_arg("conn", conn)
+        self._check_open()
+        check(self._call("tether_server_flush")(self._handle, target))
+
     def close_connection(self, conn: int) -> None:
         """Closes connection ``conn`` in an orderly way; its CLOSED event
         (reason CLOSED_LOCALLY) follows. A second close, or one of a

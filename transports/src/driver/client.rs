@@ -198,8 +198,20 @@ impl ClientHandle {
     /// Sends `msg` without waiting (see [`ClientHandle::send`]); `Full`
     /// when the buffer is full.
     pub fn try_send(&self, msg: Bytes) -> Result<(), SendError> {
+        self.try_push(msg, Push::Send)
+    }
+
+    /// Feeds `msg` without waiting (see [`ClientHandle::feed`]); `Full`
+    /// when the buffer is full. For threads outside the runtime: a burst
+    /// fed, then one [`ClientHandle::flush`], is one write from the calling
+    /// thread and wakes no other.
+    pub fn try_feed(&self, msg: Bytes) -> Result<(), SendError> {
+        self.try_push(msg, Push::Feed)
+    }
+
+    fn try_push(&self, msg: Bytes, push: Push) -> Result<(), SendError> {
         self.check_size(&msg)?;
-        match self.outbox.poll_send(None, &mut Some(msg), Push::Send) {
+        match self.outbox.poll_send(None, &mut Some(msg), push) {
             Poll::Ready(result) => result.map_err(SendError::from),
             Poll::Pending => Err(SendError::Full),
         }

@@ -589,7 +589,14 @@ impl ServerConn {
     /// Sends `data` without waiting; `Full` when the queue is full.
     pub fn try_send(&self, data: Bytes) -> Result<(), ServerSendError> {
         check_size(self.max_message, &data)?;
-        try_send_on(&self.shared, data)
+        try_send_on(&self.shared, data, Push::Send)
+    }
+
+    /// Feeds `data` without waiting (see [`ServerConn::feed`]); `Full`
+    /// when the queue is full.
+    pub fn try_feed(&self, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        try_send_on(&self.shared, data, Push::Feed)
     }
 
     /// Closes the connection in an orderly way (as [`Server::close`]).
@@ -679,7 +686,14 @@ impl ServerHandle {
     /// As [`Server::try_send`].
     pub fn try_send(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
         check_size(self.max_message, &data)?;
-        try_send_on(&self.live(id)?, data)
+        try_send_on(&self.live(id)?, data, Push::Send)
+    }
+
+    /// As [`ServerConn::try_feed`], by id: queued for the next
+    /// [`ServerHandle::flush`] of `id`.
+    pub fn try_feed(&self, id: ConnId, data: Bytes) -> Result<(), ServerSendError> {
+        check_size(self.max_message, &data)?;
+        try_send_on(&self.live(id)?, data, Push::Feed)
     }
 
     /// The largest message the transport carries, in bytes.
@@ -706,9 +720,9 @@ async fn send_on(shared: &Live, data: Bytes, push: Push) -> Result<(), ServerSen
         .map_err(|_| ServerSendError::Handle(HandleError::Stale))
 }
 
-/// Sends on one connection without waiting.
-fn try_send_on(shared: &Live, data: Bytes) -> Result<(), ServerSendError> {
-    match shared.try_send(data, Push::Send) {
+/// Sends (or feeds) on one connection without waiting.
+fn try_send_on(shared: &Live, data: Bytes, push: Push) -> Result<(), ServerSendError> {
+    match shared.try_send(data, push) {
         Ok(()) => Ok(()),
         Err(Refused::Full(_)) => Err(ServerSendError::Full),
         Err(Refused::Closed(_)) => Err(HandleError::Stale.into()),

@@ -192,22 +192,21 @@ impl<L: Link> Shared<L> {
     pub(crate) fn lock(&self) -> Locked<'_, L> {
         // A panic while holding the lock ends the connection's task; the
         // state is still consistent enough to refuse and close.
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.locked(self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The state if nobody holds it.
+    fn try_lock(&self) -> Option<Locked<'_, L>> {
+        self.try_lock_raw().map(|guard| self.locked(guard))
+    }
+
+    /// Wraps a fresh guard, doing first what was left in the handover.
+    fn locked<'a>(&'a self, mut guard: MutexGuard<'a, Carrier<L>>) -> Locked<'a, L> {
         self.take_handover(&mut guard);
         Locked {
             shared: self,
             guard: Some(guard),
         }
-    }
-
-    /// The state if nobody holds it.
-    fn try_lock(&self) -> Option<Locked<'_, L>> {
-        let mut guard = self.try_lock_raw()?;
-        self.take_handover(&mut guard);
-        Some(Locked {
-            shared: self,
-            guard: Some(guard),
-        })
     }
 
     fn try_lock_raw(&self) -> Option<MutexGuard<'_, Carrier<L>>> {
@@ -509,6 +508,10 @@ impl<L: Link> Carrier<L> {
     /// need be: the handover itself is bounded), then the flush.
     fn take_work(&mut self, work: &mut Work) {
         for (msg, push) in work.messages.drain(..) {
+            // The link is taken back only together with closing the
+            // handover (`Shared::take`), which does this first: whatever
+            // was left then is queued here and goes the way of every
+            // unwritten message (the next connection, or the close).
             let Some(wired) = self.wired.as_mut() else {
                 break;
             };
